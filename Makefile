@@ -1,0 +1,28 @@
+# The two commands of the README: `make run` and `make test`.
+.PHONY: run test setup setup-test lint typecheck gen bench
+
+run: setup
+	scripts/run
+
+test: setup-test
+	scripts/test
+
+setup:
+	scripts/bootstrap
+
+setup-test:
+	scripts/bootstrap --test
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: setup
+	.venv/bin/mypy
+
+# Regenerate code from proto/ (commit the result).
+gen: setup
+	scripts/gen
+
+bench: setup-test
+	.venv/bin/python tests/benchmarks/pipeline.py

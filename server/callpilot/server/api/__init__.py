@@ -1,0 +1,1 @@
+"""gRPC servicers: the contract's edge, translating errors into rich statuses."""

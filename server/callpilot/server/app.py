@@ -1,0 +1,221 @@
+"""The Callpilot gRPC server process: wiring, start-up and graceful drain.
+
+Start-up order matters: configuration and providers are validated and the
+model is loaded before the port opens, so a listening server is a working
+one. On SIGTERM/SIGINT health turns NOT_SERVING, new calls are refused with
+UNAVAILABLE, live calls flush their finals into the store, and the process
+exits within the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from callpilot.server.api.assist import AssistServicer
+from callpilot.server.api.directory import DirectoryServicer
+from callpilot.server.bus import InProcessBus
+from callpilot.server.config import Settings
+from callpilot.server.manager import SessionManager
+from callpilot.server.providers import build_assistant, build_stt
+from callpilot.server.session import SessionDeps
+from callpilot.server.store import Store
+from callpilot.v1 import (
+    assist_service_pb2,
+    assist_service_pb2_grpc,
+    directory_service_pb2,
+    directory_service_pb2_grpc,
+)
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+log = logging.getLogger("callpilot.server")
+
+# An audio chunk may be 64 KiB; the rest is room for the message framing.
+# Our own check rejects larger audio with a detailed status; anything larger
+# than this is refused by gRPC itself with RESOURCE_EXHAUSTED.
+MAX_RECEIVE_MESSAGE = 64 * 1024 + 16 * 1024
+
+# Keepalive policy. Calls are long-lived streams that can be silent for
+# minutes (hold music is still audio, but a text-only integration may be
+# quiet), and load balancers drop idle HTTP/2 connections:
+# - the server pings an idle connection every 30 s and closes it if the ping
+#   is not answered within 10 s (dead peers free their calls);
+# - clients may ping as often as every 10 s, even without active calls,
+#   without being told "too many pings".
+SERVER_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE),
+    ("grpc.max_send_message_length", 4 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 2),
+]
+
+CALL_CREATING_METHODS = frozenset(
+    {"/callpilot.v1.AssistService/StreamCall", "/callpilot.v1.AssistService/CreateCall"}
+)
+
+
+class _DrainInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Refuses new calls while the server drains; watchers and reads still work."""
+
+    def __init__(self) -> None:
+        self.draining = False
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        if self.draining and handler_call_details.method in CALL_CREATING_METHODS:
+            return _unavailable_handler(handler_call_details.method)
+        return await continuation(handler_call_details)
+
+
+def _unavailable_handler(method: str) -> grpc.RpcMethodHandler[Any, Any]:
+    message = "the server is shutting down and accepts no new calls; retry on another instance"
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, message)
+
+    async def stream(request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, message)
+
+    if method.endswith("/StreamCall"):
+        return grpc.stream_stream_rpc_method_handler(stream)
+    return grpc.unary_unary_rpc_method_handler(unary)
+
+
+class CallpilotServer:
+    """A running server; `start()` then `wait()` or `stop()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._health = health_aio.HealthServicer()
+        self._drain = _DrainInterceptor()
+        self._store: Store | None = None
+        self._manager: SessionManager | None = None
+        self._deps: SessionDeps | None = None
+        self._stopped = asyncio.Event()
+        self._stopping: asyncio.Task[None] | None = None
+
+    @property
+    def manager(self) -> SessionManager:
+        assert self._manager is not None
+        return self._manager
+
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        stt = build_stt(s)
+        await stt.warm_up()
+        store = await Store.open(s.effective_database_url, seed_demo=s.seed_demo, tenant_id=s.tenant_id)
+        self._store = store
+        assistant = build_assistant(s, store)
+        bus = InProcessBus()
+        self._deps = SessionDeps(store=store, bus=bus, stt=stt, assistant=assistant, directory=store)
+        self._manager = SessionManager(self._deps, tenant_id=s.tenant_id, max_calls=s.max_calls)
+
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[self._drain])
+        assist_service_pb2_grpc.add_AssistServiceServicer_to_server(
+            AssistServicer(self._manager, store, bus), server
+        )
+        directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryServicer(store), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        services = (
+            assist_service_pb2.DESCRIPTOR.services_by_name["AssistService"].full_name,
+            directory_service_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(services, server)
+        self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        if self.port == 0:
+            raise OSError(f"could not listen on {s.host}:{s.port}")
+        await server.start()
+        self._server = server
+        for name in ("", *services[:2]):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.warning(
+            "authentication is OFF: listening on %s:%d without TLS or API keys (loopback development mode)",
+            s.host,
+            self.port,
+        )
+        log.info("Callpilot serving on %s:%d (stt=%s, assistant=%s)", s.host, self.port, s.stt, s.assistant)
+
+    def request_stop(self) -> asyncio.Task[None]:
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self._stop())
+        return self._stopping
+
+    async def stop(self) -> None:
+        await self.request_stop()
+
+    async def begin_drain(self) -> None:
+        """Report NOT_SERVING and refuse new calls; reads and watchers keep working."""
+        await self._health.enter_graceful_shutdown()
+        self._drain.draining = True
+        if self._manager is not None:
+            self._manager.accepting = False
+
+    async def _stop(self) -> None:
+        grace = self.settings.shutdown_grace_s
+        log.info("shutting down: draining live calls (grace %.1fs)", grace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self.begin_drain()
+        if self._manager is not None:
+            await self._manager.drain(max(0.0, deadline - loop.time()))
+        if self._server is not None:
+            await self._server.stop(max(0.5, deadline - loop.time()))
+        if self._deps is not None:
+            with contextlib.suppress(Exception):
+                await self._deps.assistant.aclose()
+            with contextlib.suppress(Exception):
+                await self._deps.stt.aclose()
+        if self._store is not None:
+            await self._store.close()
+        self._stopped.set()
+        log.info("stopped")
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve(settings: Settings, ready: Callable[[CallpilotServer], None] | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then drain."""
+    server = CallpilotServer(settings)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.request_stop)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.host)
+    if ready is not None:
+        ready(server)
+    await server.wait()
+
+
+def run(settings: Settings) -> None:
+    """Blocking entry point used by `callpilot serve`; uvloop when available."""
+    main = serve(
+        settings, ready=lambda s: print(f"callpilot: serving on {settings.host}:{s.port}", flush=True)
+    )
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)

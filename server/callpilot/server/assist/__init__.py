@@ -1,0 +1,1 @@
+"""Assistants behind one interface (see `base`)."""

@@ -1,0 +1,77 @@
+"""The assistant provider interface.
+
+An assistant receives a finished customer turn (or a "suggest now" request)
+with the conversation state and streams back what it did and suggests: tool
+call records, suggestion deltas and one completed suggestion. The outputs are
+the contract's own messages so nothing is translated twice; the session wraps
+them into sequenced `CallEvent`s.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from callpilot.v1 import common_pb2, directory_pb2, events_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A final, already redacted utterance."""
+
+    segment_id: str
+    role: common_pb2.SpeakerRole.ValueType
+    text: str
+
+
+@dataclass(slots=True)
+class ConversationState:
+    """What the assistant may read about the call. Text here is redacted."""
+
+    call_id: str
+    customer: directory_pb2.Customer | None = None
+    topics: list[events_pb2.Topic.ValueType] = field(default_factory=list)
+    entities: list[events_pb2.Entity] = field(default_factory=list)
+    sentiment: events_pb2.Sentiment.ValueType = events_pb2.SENTIMENT_UNSPECIFIED
+    turns: list[Turn] = field(default_factory=list)
+    suggestions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AssistRequest:
+    """Why a suggestion is wanted now."""
+
+    suggestion_id: str
+    state: ConversationState
+    # The customer turn that triggered it; None for "suggest now".
+    trigger: Turn | None = None
+    # The agent's question for "suggest now", if any.
+    query: str = ""
+
+
+AssistOutput = events_pb2.ToolCall | events_pb2.SuggestionDelta | events_pb2.SuggestionCompleted
+
+
+class Assistant(ABC):
+    """Decides which tools to run and what to suggest."""
+
+    @abstractmethod
+    def wants_to_respond(self, turn: Turn, state: ConversationState) -> bool:
+        """False for backchannels ("uh-huh", "okay") and agent turns."""
+
+    @abstractmethod
+    def respond(self, request: AssistRequest) -> AsyncIterator[AssistOutput]:
+        """Tool calls first, then deltas, then exactly one SuggestionCompleted
+        (with `suggestion_id` = request.suggestion_id). Cancellation (the task
+        being cancelled) must be safe at any await."""
+
+    async def summarise(self, state: ConversationState) -> str:
+        """End-of-call summary; empty when the engine has none."""
+        return ""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release clients."""
+
+
+TOOL_NAMES: Sequence[str] = ("lookup_customer", "get_order_details", "check_policy", "search_knowledge")

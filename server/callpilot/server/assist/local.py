@@ -1,0 +1,601 @@
+"""The local assistant: grounded suggestions without a language model.
+
+This is the default assistant, so a fresh install gives agents useful help
+with no API key and no GPU: it reads the conversation state the context
+engine keeps, decides from the topics and entities which directory lookups
+answer the customer's turn, runs them through the same `ToolBox` an LLM
+assistant uses, and fills templates with the facts that came back (order
+status and dates, the return window worked out from the policy text, refund
+timing, knowledge-base passages). Every suggestion cites the records it used;
+when nothing is known yet it suggests the question that would unlock them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from callpilot.v1 import common_pb2, directory_pb2, events_pb2
+from google.protobuf import json_format
+
+from ..context.entities import extract_entities
+from ..context.numbers import normalise_numbers
+from ..context.topics import detect_topics
+from ..context.wordlists import wordset as _wordset
+from ..directory import Directory
+from .base import Assistant, AssistOutput, AssistRequest, ConversationState, Turn
+from .tools import ToolBox, result_dict
+
+__all__ = ["LocalAssistant", "is_backchannel"]
+
+_CUSTOMER = common_pb2.SPEAKER_ROLE_CUSTOMER
+_T = events_pb2  # topic and entity enums live here
+
+# Whole utterances made only of these words carry nothing to act on.
+_BACKCHANNEL_WORDS = _wordset(
+    """
+    uh huh uh-huh mm mmm hmm hm mhm mm-hmm um umm er ah oh okay ok k alright all right yes yeah yep
+    yup ya no nope nah thanks thank you so much very cheers right sure got it i see cool great perfect
+    fine good sounds please bye goodbye hello hi hey well that's that is correct exactly true wow
+    one moment sec second hold on a just let me
+    """
+)
+_MAX_BACKCHANNEL_WORDS = 5
+# Dropped from knowledge-base queries: they match every article.
+_QUERY_STOP_WORDS = _wordset(
+    """
+    what what's how why when where which who do does did can could would should will is are was were be
+    the a an my your our their its of to for with in on at by from and or but if about any some this
+    these those there here i we you he she they them me us want need like get tell please
+    """
+)
+
+_HOW_TO_RE = re.compile(
+    r"\bhow (?:do|can|should|would) (?:i|we|you)\b|\bhow to\b|\bwhat(?:'s| is) the (?:best )?way\b"
+    r"|\bis there a way\b|\bwhy (?:does|doesn't|won't|is|isn't)\b",
+    re.IGNORECASE,
+)
+_WARRANTY_RE = re.compile(r"\bwarrant(?:y|ies)\b|\bguarantee\w*", re.IGNORECASE)
+_SLA_RE = re.compile(
+    r"\bsla\b|\bresponse time\b|\bresolution time\b|\bhow long (?:will|does|do|would) (?:it|this|that|you)\b"
+    r"|\bescalat\w*",
+    re.IGNORECASE,
+)
+_PLACEHOLDER_RE = re.compile(r"\[[A-Z_]+\]")
+_DAYS_RE = re.compile(r"\b(\d{1,3})(?:[- ]|\s+calendar\s+|\s+)days?\b", re.IGNORECASE)
+# A stated range ("card refunds then take 5-7 business days") is how long the
+# customer waits for their money; a single figure elsewhere in the text is
+# often an internal step ("we inspect it within 2 business days").
+_BUSINESS_DAYS_RANGE_RE = re.compile(r"\b(\d{1,2})\s*(?:\u2013|-|to)\s*(\d{1,2})\s+business days\b", re.IGNORECASE)
+_BUSINESS_DAYS_RE = re.compile(r"\b(\d{1,2})\s+business days\b", re.IGNORECASE)
+_ORDER_TOPICS = (_T.TOPIC_REFUND, _T.TOPIC_RETURN, _T.TOPIC_SHIPPING, _T.TOPIC_CANCELLATION, _T.TOPIC_BILLING)
+_CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£"}
+_HISTORY_CALLS = 256  # calls whose lookups are remembered for their summary
+_MAX_LOOKED_UP = 50
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+(?:['-][a-z]+)*|\d", text.lower().replace("\u2019", "'"))
+
+
+def is_backchannel(text: str) -> bool:
+    """True for "uh-huh", "okay thanks", "yes please" and other utterances with nothing to act on."""
+    cleaned = _PLACEHOLDER_RE.sub(" ", text)
+    if any(ch.isdigit() for ch in cleaned):
+        return False  # numbers are information ("78901")
+    words = _words(cleaned)
+    if not words or sum(len(w) for w in words) < 3:
+        return True
+    return len(words) <= _MAX_BACKCHANNEL_WORDS and all(w in _BACKCHANNEL_WORDS for w in words)
+
+
+def _fmt_date(d: date) -> str:
+    return f"{d.day} {d:%b %Y}"
+
+
+def _fmt_money(amount: str, currency: str) -> str:
+    sign = _CURRENCY_SIGNS.get(currency)
+    return f"{sign}{amount}" if sign else f"{amount} {currency}".strip()
+
+
+def _search_policy(regex: re.Pattern[str], body: str) -> re.Match[str] | None:
+    # As written first ("5-7 business days" must not read as 57), then with
+    # spelled-out numbers normalised ("thirty days").
+    return regex.search(body) or regex.search(normalise_numbers(body))
+
+
+def _policy_days(policy: directory_pb2.Policy) -> int | None:
+    """The day count a policy states ("within 30 days of delivery", "thirty days")."""
+    m = _search_policy(_DAYS_RE, policy.body)
+    return int(m.group(1)) if m else None
+
+
+def _refund_terms(policy: directory_pb2.Policy | None) -> str:
+    """ "a refund to the original payment method within 5-7 business days", from the policy text."""
+    clause = "a refund"
+    if policy is None:
+        return clause
+    if "original payment method" in policy.body.lower():
+        clause += " to the original payment method"
+    ranged = _search_policy(_BUSINESS_DAYS_RANGE_RE, policy.body)
+    if ranged:
+        return clause + f" within {ranged.group(1)}\u2013{ranged.group(2)} business days"
+    single = _search_policy(_BUSINESS_DAYS_RE, policy.body)
+    if single:
+        clause += f" within {single.group(1)} business days"
+    return clause
+
+
+def _first_sentence(text: str, limit: int = 220) -> str:
+    m = re.match(r"(.+?[.!?])(?:\s|$)", text.strip(), re.DOTALL)
+    sentence = (m.group(1) if m else text.strip()).replace("\n", " ")
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _policy_name(kind: str) -> str:
+    return {"sla": "service-level"}.get(kind, kind)
+
+
+@dataclass(slots=True)
+class _Facts:
+    """What the tool calls of one response established."""
+
+    customer: directory_pb2.Customer | None = None
+    customer_orders: list[directory_pb2.Order] = field(default_factory=list)
+    customer_failed: bool = False
+    order: directory_pb2.Order | None = None
+    order_failed: str = ""
+    policies: dict[str, directory_pb2.Policy] = field(default_factory=dict)
+    articles: list[dict[str, Any]] = field(default_factory=list)
+
+    def absorb(self, call: events_pb2.ToolCall, arguments: dict[str, Any]) -> None:
+        ok = call.status == events_pb2.TOOL_CALL_STATUS_SUCCEEDED
+        result = result_dict(call)
+        if call.tool_name == "lookup_customer":
+            if ok:
+                self.customer = json_format.ParseDict(
+                    result["customer"], directory_pb2.Customer(), ignore_unknown_fields=True
+                )
+                self.customer_orders = [
+                    json_format.ParseDict(o, directory_pb2.Order(), ignore_unknown_fields=True)
+                    for o in result.get("orders", [])
+                ]
+            else:
+                self.customer_failed = True
+        elif call.tool_name == "get_order_details":
+            if ok:
+                self.order = json_format.ParseDict(
+                    result["order"], directory_pb2.Order(), ignore_unknown_fields=True
+                )
+            else:
+                self.order_failed = str(arguments.get("order_number", ""))
+        elif call.tool_name == "check_policy" and ok:
+            self.policies[str(arguments["policy_type"])] = json_format.ParseDict(
+                result["policy"], directory_pb2.Policy(), ignore_unknown_fields=True
+            )
+        elif call.tool_name == "search_knowledge" and ok:
+            self.articles = list(result.get("hits", []))
+
+
+@dataclass(slots=True)
+class _CallMemory:
+    """What the tools established over one call."""
+
+    # The customer a lookup identified (the context engine may not know them:
+    # a name alone does not identify a caller for it).
+    customer: directory_pb2.Customer | None = None
+    looked_up: list[str] = field(default_factory=list)
+
+    def record(self, call: events_pb2.ToolCall, arguments: dict[str, Any], facts: _Facts) -> None:
+        if call.status != events_pb2.TOOL_CALL_STATUS_SUCCEEDED:
+            what = f"{call.tool_name.replace('_', ' ')} ({call.error})"
+        elif call.tool_name == "get_order_details":
+            what = f"order {arguments.get('order_number', '')}"
+        elif call.tool_name == "check_policy":
+            what = f"{_policy_name(str(arguments.get('policy_type', '')))} policy"
+        elif call.tool_name == "lookup_customer" and facts.customer is not None:
+            self.customer = facts.customer
+            what = f"customer {facts.customer.customer_id}"
+        else:
+            what = f"article {facts.articles[0]['article_id']}" if facts.articles else "knowledge base"
+        if what not in self.looked_up and len(self.looked_up) < _MAX_LOOKED_UP:
+            self.looked_up.append(what)
+
+
+class _Sources:
+    """Cited records, once each, in order of citation."""
+
+    def __init__(self) -> None:
+        self.items: list[events_pb2.Source] = []
+
+    def add(self, kind: events_pb2.SourceKind.ValueType, id_: str, title: str) -> None:
+        if not any(s.kind == kind and s.id == id_ for s in self.items):
+            self.items.append(events_pb2.Source(kind=kind, id=id_, title=title))
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    calls: list[tuple[str, dict[str, Any]]]
+    topics: list[events_pb2.Topic.ValueType]
+    order_number: str
+    # Who the caller was known to be before this response's tools ran.
+    known: directory_pb2.Customer | None
+
+
+class LocalAssistant(Assistant):
+    """Rule-based, grounded assistant; the default when no LLM is configured."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        toolbox: ToolBox | None = None,
+        *,
+        delta_delay: float = 0.0,
+        now: Callable[[], datetime] | None = None,
+        words_per_delta: int = 4,
+    ) -> None:
+        """`delta_delay` spaces the deltas (seconds) so a UI shows the text
+        streaming like an LLM's; `now` is the clock eligibility is computed
+        against (tests pin it)."""
+        self._toolbox = toolbox or ToolBox(directory)
+        self._delta_delay = delta_delay
+        self._now = now or (lambda: datetime.now(UTC))
+        self._words_per_delta = max(1, words_per_delta)
+        # Per call (the assistant serves every call of a server): who the tools
+        # identified, and what was looked up for the end-of-call summary.
+        self._calls: OrderedDict[str, _CallMemory] = OrderedDict()
+
+    # -- Assistant ----------------------------------------------------------------
+
+    def wants_to_respond(self, turn: Turn, state: ConversationState) -> bool:
+        """Only customer turns with something in them: the agent does not need
+        suggestions about their own words, nor a new one for every "uh-huh"."""
+        return turn.role == _CUSTOMER and not is_backchannel(turn.text)
+
+    async def respond(self, request: AssistRequest) -> AsyncIterator[AssistOutput]:
+        """Run the planned tools (yielding each record), then stream the suggestion.
+
+        Only completed tool calls are remembered between responses, so
+        cancelling at any await leaves nothing half-done.
+        """
+        trigger_segment_id = request.trigger.segment_id if request.trigger else ""
+        memory = self._memory(request.state.call_id)
+        plan = self._plan(request, memory.customer)
+        facts = _Facts()
+        for name, arguments in plan.calls:
+            call = await self._toolbox.run(name, arguments, trigger_segment_id=trigger_segment_id)
+            facts.absorb(call, arguments)
+            memory.record(call, arguments, facts)
+            yield call
+        text, sources = self._compose(request, plan, facts, memory.customer)
+        pieces = self._chunks(text)
+        for i, piece in enumerate(pieces):
+            yield events_pb2.SuggestionDelta(suggestion_id=request.suggestion_id, text=piece)
+            if i < len(pieces) - 1:
+                await asyncio.sleep(self._delta_delay)
+        yield events_pb2.SuggestionCompleted(
+            suggestion_id=request.suggestion_id,
+            text=text,
+            sources=sources,
+            trigger_segment_id=trigger_segment_id,
+        )
+
+    async def summarise(self, state: ConversationState) -> str:
+        """An extractive summary: who called, why (their own words), what was
+        looked up, what the agent offered and promised, and how they felt."""
+        return self._summary(state)
+
+    # -- planning -------------------------------------------------------------------
+
+    def _memory(self, call_id: str) -> _CallMemory:
+        memory = self._calls.get(call_id)
+        if memory is None:
+            memory = self._calls[call_id] = _CallMemory()
+            while len(self._calls) > _HISTORY_CALLS:
+                self._calls.popitem(last=False)
+        self._calls.move_to_end(call_id)
+        return memory
+
+    def _plan(self, request: AssistRequest, identified: directory_pb2.Customer | None) -> _Plan:
+        state = request.state
+        known = state.customer or identified
+        text = request.trigger.text if request.trigger else ""
+        if request.query:
+            text = f"{text} {request.query}".strip()
+        turn_entities = extract_entities(
+            text, names=request.trigger is None or request.trigger.role == _CUSTOMER
+        )
+        turn_topics = detect_topics(text)
+        topics = turn_topics or list(state.topics)
+
+        def latest(entity_type: events_pb2.EntityType.ValueType) -> str:
+            for entity in [*reversed(turn_entities), *reversed(state.entities)]:
+                if entity.type == entity_type:
+                    return entity.value
+            return ""
+
+        calls: list[tuple[str, dict[str, Any]]] = []
+        order_number = latest(_T.ENTITY_TYPE_ORDER_NUMBER)
+        if known is None:
+            for entity_type, key in (
+                (_T.ENTITY_TYPE_EMAIL, "email"),
+                (_T.ENTITY_TYPE_PHONE_NUMBER, "phone"),
+                (_T.ENTITY_TYPE_PERSON_NAME, "name"),
+            ):
+                value = latest(entity_type)
+                if value:
+                    calls.append(("lookup_customer", {key: value}))
+                    break
+        elif not order_number and any(t in _ORDER_TOPICS for t in topics):
+            # A known customer with an order problem but no number: offer their latest orders.
+            calls.append(("lookup_customer", {"customer_id": known.customer_id}))
+        if order_number:
+            calls.append(("get_order_details", {"order_number": order_number}))
+
+        policy_types: list[str] = []
+        if _T.TOPIC_REFUND in topics:
+            # The return window decides refund eligibility; the refund policy says how it is paid.
+            policy_types += ["return", "refund"] if order_number else ["refund"]
+        if _T.TOPIC_RETURN in topics:
+            policy_types.append("return")
+        if _WARRANTY_RE.search(text):
+            policy_types.append("warranty")
+        if _SLA_RE.search(text):
+            policy_types.append("sla")
+        for kind in dict.fromkeys(policy_types):
+            calls.append(("check_policy", {"policy_type": kind}))
+
+        # The knowledge base answers how-to and troubleshooting questions; a refund for
+        # something that "arrived broken" is answered by the order and the policies.
+        troubleshooting = _T.TOPIC_TECHNICAL in turn_topics and not any(
+            t in turn_topics for t in (_T.TOPIC_REFUND, _T.TOPIC_RETURN, _T.TOPIC_CANCELLATION)
+        )
+        agent_question = bool(request.query) and not policy_types
+        if agent_question or troubleshooting or _HOW_TO_RE.search(text):
+            query = self._search_query(request.query or text)
+            if query:
+                calls.append(("search_knowledge", {"query": query}))
+        return _Plan(calls, topics, order_number, known)
+
+    @staticmethod
+    def _search_query(text: str) -> str:
+        words = _words(_PLACEHOLDER_RE.sub(" ", text))
+        return " ".join(w for w in words if w not in _BACKCHANNEL_WORDS and w not in _QUERY_STOP_WORDS)[:200]
+
+    # -- composing ------------------------------------------------------------------
+
+    def _compose(
+        self, request: AssistRequest, plan: _Plan, facts: _Facts, identified: directory_pb2.Customer | None
+    ) -> tuple[str, list[events_pb2.Source]]:
+        sources = _Sources()
+        sentences: list[str] = []
+        topics = plan.topics
+        customer = facts.customer
+        if customer is not None and plan.known is None:
+            sentences.append(
+                f"The caller is {customer.name} ({customer.customer_id}, {customer.tier or 'standard'} tier, {customer.status or 'active'} account)."
+            )
+            sources.add(events_pb2.SOURCE_KIND_CUSTOMER, customer.customer_id, customer.name)
+
+        used_policies: set[str] = set()
+        if facts.order is not None:
+            sentences.append(self._order_sentence(facts.order, topics, facts, sources, used_policies))
+        elif facts.order_failed:
+            sentences.append(
+                f"Order {facts.order_failed} is not in the system. Ask the customer to read the order number again; "
+                "it is in their order confirmation email."
+            )
+        elif facts.customer_orders and any(t in _ORDER_TOPICS for t in topics):
+            latest = facts.customer_orders[0]
+            name = (plan.known or customer or directory_pb2.Customer()).name
+            who = f"{name.split()[0]}'s" if name else "The customer's"
+            sentences.append(
+                f"{who} most recent order is {self._order_label(latest)}; confirm that is the one they mean."
+            )
+            sources.add(events_pb2.SOURCE_KIND_ORDER, latest.order_number, f"Order {latest.order_number}")
+            if customer is not None:
+                sources.add(events_pb2.SOURCE_KIND_CUSTOMER, customer.customer_id, customer.name)
+
+        for kind, policy in facts.policies.items():
+            if kind in used_policies:
+                continue
+            if kind == "refund":
+                sentences.append(f"{policy.title or 'Refund policy'}: customers get {_refund_terms(policy)}.")
+            else:
+                sentences.append(
+                    f"{policy.title or _policy_name(kind).capitalize() + ' policy'}: {_first_sentence(policy.body)}"
+                )
+            sources.add(
+                events_pb2.SOURCE_KIND_POLICY,
+                kind,
+                policy.title or f"{_policy_name(kind).capitalize()} policy",
+            )
+
+        if facts.articles:
+            hit = facts.articles[0]
+            sentences.append(f"From \u201c{hit['title']}\u201d: {_first_sentence(str(hit['snippet']), 300)}")
+            sources.add(events_pb2.SOURCE_KIND_ARTICLE, str(hit["article_id"]), str(hit["title"]))
+
+        if facts.order is None and not facts.order_failed:
+            question = self._clarifying_question(plan, topics, facts, bool(sentences))
+            if question:
+                sentences.append(question)
+        text = " ".join(s.strip() for s in sentences if s.strip())
+        return text, sources.items
+
+    def _order_label(self, order: directory_pb2.Order) -> str:
+        items = [i.name for i in order.items if i.name]
+        what = items[0] if items else ""
+        if len(items) > 1:
+            what += f" and {len(items) - 1} more item{'s' if len(items) > 2 else ''}"
+        details = ", ".join(
+            x for x in (what, _fmt_money(order.total, order.currency_code) if order.total else "") if x
+        )
+        return f"{order.order_number} ({details})" if details else order.order_number
+
+    def _order_sentence(
+        self,
+        order: directory_pb2.Order,
+        topics: list[events_pb2.Topic.ValueType],
+        facts: _Facts,
+        sources: _Sources,
+        used_policies: set[str],
+    ) -> str:
+        sources.add(events_pb2.SOURCE_KIND_ORDER, order.order_number, f"Order {order.order_number}")
+        label = f"Order {self._order_label(order)}"
+        status = order.status.lower()
+        delivered = (
+            order.delivered_time.ToDatetime(tzinfo=UTC).date() if order.HasField("delivered_time") else None
+        )
+        ordered = order.order_time.ToDatetime(tzinfo=UTC).date() if order.HasField("order_time") else None
+        if status == "refunded":
+            return (
+                f"{label} has already been refunded; confirm the refund reached the original payment method."
+            )
+        if status == "cancelled":
+            return f"{label} was cancelled" + (f" (ordered {_fmt_date(ordered)})." if ordered else ".")
+        if delivered is not None:
+            head = f"{label} was delivered on {_fmt_date(delivered)}"
+        elif status == "shipped":
+            head = (
+                f"{label} has shipped"
+                + (f" (ordered {_fmt_date(ordered)})" if ordered else "")
+                + " but is not delivered yet"
+            )
+        else:
+            head = f"{label} is {status or 'open'}" + (f" (ordered {_fmt_date(ordered)})" if ordered else "")
+
+        wants_refund = _T.TOPIC_REFUND in topics
+        wants_return = _T.TOPIC_RETURN in topics
+        if (wants_refund or wants_return) and delivered is not None:
+            policy = facts.policies.get("return")
+            window = _policy_days(policy) if policy is not None else None
+            if policy is None or window is None:
+                return head + "; check the return policy before offering a refund."
+            used_policies.add("return")
+            sources.add(events_pb2.SOURCE_KIND_POLICY, "return", policy.title or "Return policy")
+            days = (self._now().astimezone(UTC).date() - delivered).days
+            if days <= window:
+                if wants_refund:
+                    refund = facts.policies.get("refund")
+                    if refund is not None:
+                        used_policies.add("refund")
+                        sources.add(events_pb2.SOURCE_KIND_POLICY, "refund", refund.title or "Refund policy")
+                    offer = f"you can offer {_refund_terms(refund)}"
+                else:
+                    offer = "you can start a return"
+                return f"{head}; it is within the {window}-day return window ({days} days since delivery), so {offer}."
+            return (
+                f"{head}, {days} days ago, which is outside the {window}-day return window, so a standard "
+                "refund does not apply; check the warranty or ask a supervisor about an exception."
+            )
+        if wants_refund or wants_return or _T.TOPIC_CANCELLATION in topics:
+            if status in ("processing", "pending", "placed", "open", ""):
+                return f"{head}; it has not shipped, so you can cancel it and refund the customer in full."
+            if status == "shipped":
+                return f"{head}; it cannot be cancelled now, so offer a return once it arrives."
+        if _T.TOPIC_SHIPPING in topics and delivered is not None:
+            return f"{head}; if the customer cannot find it, confirm the delivery address and ask them to check with neighbours."
+        if _T.TOPIC_SHIPPING in topics:
+            return f"{head}; let the customer know it is on its way."
+        return head + "."
+
+    def _clarifying_question(
+        self, plan: _Plan, topics: list[events_pb2.Topic.ValueType], facts: _Facts, have_text: bool
+    ) -> str:
+        customer = plan.known or facts.customer
+        if facts.customer_orders and any(t in _ORDER_TOPICS for t in topics):
+            return ""
+        if any(
+            t in (_T.TOPIC_REFUND, _T.TOPIC_RETURN, _T.TOPIC_SHIPPING, _T.TOPIC_CANCELLATION) for t in topics
+        ):
+            return "Ask for the order number so you can check the order and what it is eligible for."
+        if _T.TOPIC_BILLING in topics:
+            return "Ask which charge they mean (date and amount) and for the order number."
+        if _T.TOPIC_ACCOUNT in topics and customer is None:
+            return "Verify the caller: ask for the email address or phone number on the account."
+        if _T.TOPIC_TECHNICAL in topics and not facts.articles:
+            return "Ask which product it is and what exactly happens when they try to use it."
+        if have_text:
+            return ""
+        if facts.customer_failed:
+            return "No customer record matches what was given; ask for the email address on the account or the order number."
+        if customer is None:
+            return "Ask for the order number or the email address on the account so you can look the customer up."
+        first = customer.name.split()[0] if customer.name else "the customer"
+        return f"Ask {first} how you can help today."
+
+    def _chunks(self, text: str) -> list[str]:
+        words = re.findall(r"\S+\s*", text)
+        n = self._words_per_delta
+        return ["".join(words[i : i + n]) for i in range(0, len(words), n)] or [text]
+
+    # -- summary --------------------------------------------------------------------
+
+    def _summary(self, state: ConversationState) -> str:
+        lines: list[str] = []
+        memory = self._calls.get(state.call_id) or _CallMemory()
+        c = state.customer or memory.customer
+        lines.append(
+            f"Customer: {c.name} ({c.customer_id})." if c is not None else "Customer: not identified."
+        )
+
+        topics = [events_pb2.Topic.Name(t).removeprefix("TOPIC_").lower() for t in state.topics]
+        reason = next((t.text for t in state.turns if t.role == _CUSTOMER and not is_backchannel(t.text)), "")
+        parts = []
+        if topics:
+            parts.append(", ".join(topics))
+        if reason:
+            parts.append(f"\u201c{_first_sentence(reason, 160)}\u201d")
+        lines.append("Reason for contact: " + (" — ".join(parts) if parts else "not stated") + ".")
+
+        looked_up = memory.looked_up or _mentioned(state.entities)
+        lines.append("Looked up: " + ("; ".join(looked_up) if looked_up else "nothing") + ".")
+
+        # Extractive: the agent's own sentences that commit to something (future
+        # tense) are follow-ups; the others that name a remedy are the resolution.
+        agent_sentences = [
+            sentence for t in state.turns if t.role != _CUSTOMER for sentence in _sentences(t.text)
+        ]
+        follow_ups = list(dict.fromkeys(x for x in agent_sentences if _FOLLOW_UP_RE.search(x)))
+        resolution = [
+            x for x in dict.fromkeys(agent_sentences) if _RESOLUTION_RE.search(x) and x not in follow_ups
+        ]
+        if not resolution and state.suggestions:
+            resolution = [_first_sentence(state.suggestions[-1], 200)]
+        lines.append("Resolution offered: " + (" ".join(resolution[-3:]) if resolution else "none recorded."))
+        lines.append("Follow-ups: " + (" ".join(follow_ups[-3:]) if follow_ups else "none recorded."))
+        if state.sentiment != events_pb2.SENTIMENT_UNSPECIFIED:
+            mood = events_pb2.Sentiment.Name(state.sentiment).removeprefix("SENTIMENT_").lower()
+            lines.append(f"Customer sentiment at the end: {mood}.")
+        return "\n".join(lines)
+
+
+_RESOLUTION_RE = re.compile(
+    r"\b(?:refund\w*|replac\w*|return label|exchange|cancel\w*|credit\w*|reship\w*|send (?:you )?a new|fixed|resolved)\b",
+    re.IGNORECASE,
+)
+_FOLLOW_UP_RE = re.compile(
+    r"\b(?:i'll|i will|we'll|we will|you'll (?:get|receive)|you will (?:get|receive)|follow(?:ing)? up|"
+    r"call you back|email you|send you)\b",
+    re.IGNORECASE,
+)
+
+
+def _sentences(text: str) -> list[str]:
+    found = (m.strip() for m in re.findall(r"[^.!?]+[.!?]*", text))
+    return [f if f[-1] in ".!?" else f + "." for f in found if f]
+
+
+def _mentioned(entities: Iterable[events_pb2.Entity]) -> list[str]:
+    names = {
+        events_pb2.ENTITY_TYPE_ORDER_NUMBER: "order",
+        events_pb2.ENTITY_TYPE_EMAIL: "email",
+        events_pb2.ENTITY_TYPE_PHONE_NUMBER: "phone",
+    }
+    return [f"{names[e.type]} {e.value}" for e in entities if e.type in names]

@@ -1,0 +1,81 @@
+"""Server-side commands behind `callpilot serve` and `callpilot db import`.
+
+They live with the server so that the SDK installs without the server's
+dependencies; the SDK's CLI imports this module only when asked to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from callpilot.server import logs
+from callpilot.server.config import Settings
+from callpilot.server.errors import ConfigError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: getattr(args, name, None) for name in ("host", "port", "database_url", "stt", "assistant")
+    }
+    return Settings.from_env(**overrides)
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"callpilot: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_json)
+    from callpilot.server.app import run
+
+    try:
+        run(settings)
+    except ConfigError as exc:
+        print(f"callpilot: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"callpilot: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def db_import(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"callpilot: {exc}", file=sys.stderr)
+        return 2
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"callpilot: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(
+            f"callpilot: {args.file} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(_import(settings, doc, str(args.file)))
+
+
+async def _import(settings: Settings, doc: object, name: str) -> int:
+    from callpilot.server.store import DataImportError, Store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(settings.effective_database_url, seed_demo=False, tenant_id=settings.tenant_id)
+    try:
+        report = await store.import_data(doc)
+    except DataImportError as exc:
+        print(f"callpilot: {name} was not imported (nothing was changed): {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await store.close()
+    print(f"imported {report}")
+    return 0

@@ -1,0 +1,305 @@
+"""Table definitions shared by the store's queries and Alembic's autogenerate.
+
+The migrations in `migrations/versions/` are the source of truth for what a
+database looks like; this module must describe the same schema so queries
+and `compare_metadata` (run by the tests on both backends) agree with it.
+
+Design choices that hold across tables:
+
+- Every table is keyed by `tenant_id` first, so one database can hold many
+  tenants and every index serves tenant-scoped queries.
+- Enum values from the contract are stored as their proto numbers, which
+  never change, rather than their names, which may be renamed.
+- Money is stored as integer hundredths so sums are exact on SQLite too
+  (SQLite has no decimal type and would round through floats).
+- Call-side records keep the serialized proto next to a few queryable
+  columns, so reading a record back returns exactly what was written even
+  when the contract grows new fields.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+ID_LENGTH = 64
+POLICY_TYPES = ("return", "refund", "warranty", "sla")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL keeps the zone (timestamptz) but SQLite stores text without
+    one, so values are converted to UTC on the way in and stamped as UTC on
+    the way out; comparisons and keyset pagination then behave the same on
+    both, because SQLite's fixed-width text sorts chronologically.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass a timezone-aware value")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _tenant() -> Column[str]:
+    return Column("tenant_id", String(ID_LENGTH), nullable=False)
+
+
+customers = Table(
+    "customers",
+    metadata,
+    _tenant(),
+    Column("customer_id", String(ID_LENGTH), nullable=False),
+    Column("name", Text, nullable=False),
+    # Case- and accent-folded name, so "jose" finds "José" with a plain LIKE.
+    Column("name_folded", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("email_lower", Text, nullable=False),
+    Column("phone", String(32), nullable=False),
+    # Digits only, so any caller-id format matches.
+    Column("phone_digits", String(32), nullable=False),
+    Column("tier", String(32), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "customer_id"),
+    Index("ix_customers_email", "tenant_id", "email_lower"),
+    Index("ix_customers_phone", "tenant_id", "phone_digits"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    _tenant(),
+    Column("order_number", String(32), nullable=False),
+    Column("customer_id", String(ID_LENGTH), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("currency_code", String(3), nullable=False),
+    Column("order_time", UtcDateTime, nullable=False),
+    Column("delivered_time", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "order_number"),
+    ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.customer_id"]),
+    Index("ix_orders_customer", "tenant_id", "customer_id", "order_time"),
+)
+
+order_items = Table(
+    "order_items",
+    metadata,
+    _tenant(),
+    Column("order_number", String(32), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_cents", BigInteger, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "order_number", "line_no"),
+    ForeignKeyConstraint(
+        ["tenant_id", "order_number"],
+        ["orders.tenant_id", "orders.order_number"],
+        ondelete="CASCADE",
+    ),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    _tenant(),
+    Column("ticket_id", String(ID_LENGTH), nullable=False),
+    Column("customer_id", String(ID_LENGTH), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "ticket_id"),
+    ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.customer_id"]),
+    Index("ix_tickets_customer", "tenant_id", "customer_id", "create_time"),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    _tenant(),
+    Column("policy_type", String(16), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "policy_type"),
+    CheckConstraint("policy_type IN ('return', 'refund', 'warranty', 'sla')", name="policy_type"),
+)
+
+articles = Table(
+    "articles",
+    metadata,
+    _tenant(),
+    Column("article_id", String(ID_LENGTH), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("tags", JSON, nullable=False),
+    # Lets a search notice, with one cheap query, that its cached index is stale.
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "article_id"),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    _tenant(),
+    Column("call_id", String(ID_LENGTH), nullable=False),
+    Column("state", SmallInteger, nullable=False),
+    Column("customer_id", String(ID_LENGTH), nullable=False),
+    Column("config", LargeBinary, nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("end_time", UtcDateTime, nullable=True),
+    Column("end_reason", SmallInteger, nullable=False),
+    Column("last_sequence", BigInteger, nullable=False),
+    Column("summary", Text, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "call_id"),
+    # Keyset pagination, newest first, with and without a state filter.
+    Index("ix_calls_created", "tenant_id", "create_time", "call_id"),
+    Index("ix_calls_state_created", "tenant_id", "state", "create_time", "call_id"),
+)
+
+call_events = Table(
+    "call_events",
+    metadata,
+    _tenant(),
+    Column("call_id", String(ID_LENGTH), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("event_time", UtcDateTime, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    # The primary key is what makes a sequence impossible to write twice.
+    PrimaryKeyConstraint("tenant_id", "call_id", "sequence"),
+    ForeignKeyConstraint(["tenant_id", "call_id"], ["calls.tenant_id", "calls.call_id"], ondelete="CASCADE"),
+)
+
+
+def _from_event() -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["tenant_id", "call_id", "sequence"],
+        ["call_events.tenant_id", "call_events.call_id", "call_events.sequence"],
+        ondelete="CASCADE",
+    )
+
+
+transcript_segments = Table(
+    "transcript_segments",
+    metadata,
+    _tenant(),
+    Column("call_id", String(ID_LENGTH), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("segment_id", Text, nullable=False),
+    Column("role", SmallInteger, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "call_id", "sequence"),
+    _from_event(),
+)
+
+tool_calls = Table(
+    "tool_calls",
+    metadata,
+    _tenant(),
+    Column("call_id", String(ID_LENGTH), nullable=False),
+    Column("tool_call_id", String(128), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("tool_name", String(128), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "call_id", "tool_call_id"),
+    _from_event(),
+    Index("ix_tool_calls_sequence", "tenant_id", "call_id", "sequence"),
+)
+
+suggestions = Table(
+    "suggestions",
+    metadata,
+    _tenant(),
+    Column("call_id", String(ID_LENGTH), nullable=False),
+    Column("suggestion_id", String(128), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("superseded", Boolean, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "call_id", "suggestion_id"),
+    _from_event(),
+    Index("ix_suggestions_sequence", "tenant_id", "call_id", "sequence"),
+)
+
+suggestion_feedback = Table(
+    "suggestion_feedback",
+    metadata,
+    # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
+    Column("feedback_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    _tenant(),
+    Column("call_id", String(ID_LENGTH), nullable=False),
+    Column("suggestion_id", String(128), nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("rating", SmallInteger, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("feedback_id"),
+    ForeignKeyConstraint(
+        ["tenant_id", "call_id", "suggestion_id"],
+        ["suggestions.tenant_id", "suggestions.call_id", "suggestions.suggestion_id"],
+        ondelete="CASCADE",
+    ),
+    Index("ix_suggestion_feedback_suggestion", "tenant_id", "call_id", "suggestion_id", "feedback_id"),
+)
+
+call_contexts = Table(
+    "call_contexts",
+    metadata,
+    _tenant(),
+    Column("call_id", String(ID_LENGTH), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "call_id"),
+    ForeignKeyConstraint(["tenant_id", "call_id"], ["calls.tenant_id", "calls.call_id"], ondelete="CASCADE"),
+)
+
+DIRECTORY_TABLES = (customers, orders, order_items, tickets, policies, articles)

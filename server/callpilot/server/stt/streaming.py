@@ -1,0 +1,417 @@
+"""The stream half shared by engines that endpoint locally (embedded Whisper, null).
+
+`SegmentingStream` owns everything except turning audio into words: it runs
+the `Endpointer` on each pushed chunk, numbers utterances, paces interim
+hypotheses, queues utterances for their final decode, and delivers
+`SpeechEvent`s through a bounded `EventQueue`. A subclass supplies `_decode`.
+
+Event order, per stream:
+  * per utterance: START_OF_SPEECH, INTERIM*, END_OF_SPEECH, FINAL — except
+    that an interim already being decoded when speech ends may arrive after
+    END_OF_SPEECH (never after the FINAL: a late interim is discarded);
+  * START/END_OF_SPEECH are emitted as soon as the VAD decides, so while one
+    utterance's FINAL is still decoding the next one's START (and END) can
+    come before it; events always carry `utterance` to tell them apart;
+  * FINALs come in utterance order, exactly one per END_OF_SPEECH (with
+    empty text when the decoder heard no words).
+
+Queues and their policies (every hand-off is bounded):
+  * output events (`EventQueue`, `max_events`): durable events (START, END,
+    FINAL) wait for room, which back-pressures the producer; an INTERIM
+    replaces an undelivered INTERIM of the same utterance (coalescing), and
+    is dropped when there is none to replace and the queue is full;
+  * utterances awaiting their final decode (`max_pending_finals`): when that
+    many are waiting, `push_audio` waits for the decoder, i.e. finals are
+    never dropped and a recogniser that is far behind slows its producer
+    rather than growing memory without limit;
+  * interims: at most one in flight per stream, started only when the
+    decoder says it has an idle worker and the speaker is not pausing; a
+    skipped interim is retried on the next push with the newest audio, so
+    under load interims coalesce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from abc import abstractmethod
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from callpilot.server.stt.base import (
+    SAMPLE_RATE,
+    AudioArray,
+    SpeechEvent,
+    SpeechEventKind,
+    STTError,
+    STTStream,
+)
+from callpilot.server.stt.vad import Endpointer, SpeechEnd, SpeechStart, VadEvent, VadOptions, seconds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """What a decoder heard in one stretch of audio."""
+
+    text: str
+    confidence: float
+
+
+class EventQueue:
+    """Bounded FIFO of `SpeechEvent`s with the coalescing policy described in the module docstring.
+
+    Single consumer; any number of producers on the same event loop.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError("EventQueue maxsize must be at least 1")
+        self.maxsize = maxsize
+        self._items: deque[SpeechEvent] = deque()
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._closed = False
+        self._error: BaseException | None = None
+        self.interims_dropped = 0
+        self.interims_coalesced = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def put(self, event: SpeechEvent) -> None:
+        """Append a durable event, waiting for room; silently discarded once the queue is closed."""
+        while len(self._items) >= self.maxsize and not self._closed:
+            await self._writable.wait()
+        self.put_force(event)
+
+    def put_force(self, event: SpeechEvent) -> None:
+        """Append without waiting, past `maxsize` if need be.
+
+        Only for the one event `end_input` (a sync method) must enqueue, so the
+        overshoot is bounded by a single event per stream.
+        """
+        if self._closed:
+            return
+        self._items.append(event)
+        self._changed()
+
+    def put_interim(self, event: SpeechEvent) -> bool:
+        """Coalesce or drop-when-full; returns whether the interim is now queued."""
+        if self._closed:
+            return False
+        for i in range(len(self._items) - 1, -1, -1):
+            queued = self._items[i]
+            if queued.utterance == event.utterance and queued.kind is SpeechEventKind.INTERIM:
+                self._items[i] = event
+                self.interims_coalesced += 1
+                return True
+        if len(self._items) >= self.maxsize:
+            self.interims_dropped += 1
+            return False
+        self._items.append(event)
+        self._changed()
+        return True
+
+    async def get(self) -> SpeechEvent | None:
+        """Next event; None once closed and drained. Raises the error passed to `fail`, after the events."""
+        while not self._items and not self._closed:
+            await self._readable.wait()
+        if self._items:
+            event = self._items.popleft()
+            self._changed()
+            return event
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return None
+
+    def close(self, *, discard: bool = False) -> None:
+        """No more events; the consumer drains what is queued (or nothing, with `discard`)."""
+        self._closed = True
+        if discard:
+            self._items.clear()
+        self._changed()
+
+    def fail(self, error: BaseException) -> None:
+        """Close, and have the consumer raise `error` after the queued events."""
+        if not self._closed:
+            self._error = error
+        self.close()
+
+    def _changed(self) -> None:
+        if self._items or self._closed:
+            self._readable.set()
+        else:
+            self._readable.clear()
+        if len(self._items) < self.maxsize or self._closed:
+            self._writable.set()
+        else:
+            self._writable.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class _FinalJob:
+    utterance: int
+    segment: SpeechEnd
+    input_time: float
+    speech_end_time: float
+    holds_slot: bool
+
+
+class SegmentingStream(STTStream):
+    """VAD-endpointed stream; subclasses implement `_decode` (and may refine `_interim_possible`).
+
+    `push_audio` does the VAD on the event loop (a few µs per 20 ms chunk) and
+    never waits for a decode, except through the documented back-pressure
+    when `max_pending_finals` utterances are already waiting.
+    """
+
+    def __init__(
+        self,
+        *,
+        vad: VadOptions,
+        vad_session: Any | None,
+        interim_interval: float | None,
+        max_pending_finals: int = 4,
+        max_events: int = 64,
+    ) -> None:
+        if interim_interval is not None and interim_interval <= 0:
+            raise ValueError("interim_interval must be positive (or None to disable interims)")
+        if max_pending_finals < 1:
+            raise ValueError("max_pending_finals must be at least 1")
+        self._endpointer = Endpointer(vad, session=vad_session)
+        self._interim_step = None if interim_interval is None else int(interim_interval * SAMPLE_RATE)
+        self._events = EventQueue(max_events)
+        # Unbounded type, bounded in practice: every put but end_input's takes a slot first.
+        self._finals: asyncio.Queue[_FinalJob | None] = asyncio.Queue()
+        self._final_slots = asyncio.Semaphore(max_pending_finals)
+        self._max_pending_finals = max_pending_finals
+        self._push_times: deque[tuple[int, float]] = deque()
+        self._next_utterance = 0
+        self._open: int | None = None
+        self._open_start = 0
+        self._last_interim_pos = 0
+        self._last_interim_text = ""
+        self._last_final_utterance = -1
+        self._worker: asyncio.Task[None] | None = None
+        self._interim_task: asyncio.Task[None] | None = None
+        self._input_ended = False
+        self._closed = False
+
+    # -- subclass hooks ----------------------------------------------------------------------
+
+    @abstractmethod
+    async def _decode(self, audio: AudioArray, *, final: bool) -> Hypothesis | None:
+        """Recognise `audio`. For interims, None means "skipped, the decoder is busy"."""
+
+    def _interim_possible(self) -> bool:
+        """Cheap check before snapshotting audio for an interim (e.g. "is a worker idle?")."""
+        return True
+
+    # -- STTStream -----------------------------------------------------------------------------
+
+    async def push_audio(self, pcm: AudioArray) -> None:
+        if self._closed:
+            raise STTError("push_audio on a closed speech stream")
+        if self._input_ended:
+            raise STTError("push_audio after end_input")
+        self._ensure_worker()
+        now = time.time()
+        events = self._endpointer.push(pcm)
+        self._push_times.append((self._endpointer.position, now))
+        for event in events:
+            await self._on_vad(event, now)
+        self._trim_push_times()
+        self._maybe_interim(now)
+
+    async def flush(self) -> None:
+        if self._closed or self._input_ended:
+            return
+        self._ensure_worker()
+        now = time.time()
+        for event in self._endpointer.cut("flush"):
+            await self._on_vad(event, now)
+
+    def end_input(self) -> None:
+        if self._input_ended or self._closed:
+            return
+        self._input_ended = True
+        self._ensure_worker()
+        now = time.time()
+        for event in self._endpointer.finish():
+            if isinstance(event, SpeechEnd) and self._open is not None:
+                job = self._close_utterance(event, now, holds_slot=False)
+                self._events.put_force(self._end_event(job))
+                self._finals.put_nowait(job)
+        self._finals.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[SpeechEvent]:
+        while (event := await self._events.get()) is not None:
+            yield event
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._events.close(discard=True)  # wakes a producer waiting for room in the event queue
+        for _ in range(self._max_pending_finals):  # ...and one waiting for a final slot
+            self._final_slots.release()
+        tasks = [t for t in (self._worker, self._interim_task) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._final_worker(), name="stt-finals")
+
+    async def _on_vad(self, event: VadEvent, now: float) -> None:
+        if isinstance(event, SpeechStart):
+            utterance = self._next_utterance
+            self._next_utterance += 1
+            self._open = utterance
+            self._open_start = event.start
+            self._last_interim_pos = event.start
+            self._last_interim_text = ""
+            await self._events.put(
+                SpeechEvent(
+                    kind=SpeechEventKind.START_OF_SPEECH,
+                    utterance=utterance,
+                    start=seconds(event.start),
+                    end=seconds(self._endpointer.position),
+                    input_time=now,
+                )
+            )
+            return
+        if self._open is None:  # pragma: no cover - the endpointer never ends what it did not start
+            return
+        job = self._close_utterance(event, now, holds_slot=True)
+        await self._events.put(self._end_event(job))
+        await self._final_slots.acquire()
+        self._finals.put_nowait(job)
+
+    def _close_utterance(self, event: SpeechEnd, now: float, *, holds_slot: bool) -> _FinalJob:
+        assert self._open is not None
+        job = _FinalJob(
+            utterance=self._open,
+            segment=event,
+            input_time=self._time_of(max(event.speech_end - 1, event.start)),
+            speech_end_time=now,
+            holds_slot=holds_slot,
+        )
+        self._open = None
+        return job
+
+    def _end_event(self, job: _FinalJob) -> SpeechEvent:
+        return SpeechEvent(
+            kind=SpeechEventKind.END_OF_SPEECH,
+            utterance=job.utterance,
+            start=seconds(job.segment.start),
+            end=seconds(job.segment.end),
+            input_time=job.input_time,
+            speech_end_time=job.speech_end_time,
+        )
+
+    def _maybe_interim(self, now: float) -> None:
+        if self._interim_step is None or self._open is None:
+            return
+        if self._interim_task is not None and not self._interim_task.done():
+            return
+        position = self._endpointer.position
+        if position - self._last_interim_pos < self._interim_step or self._endpointer.pausing:
+            # While the speaker pauses the words cannot change; holding off also keeps the
+            # worker free for the FINAL that follows if the pause turns out to be the end.
+            return
+        if not self._interim_possible():
+            return
+        self._last_interim_pos = position
+        audio = self._endpointer.open_audio()
+        self._interim_task = asyncio.get_running_loop().create_task(
+            self._run_interim(self._open, self._open_start, position, audio, now), name="stt-interim"
+        )
+
+    async def _run_interim(self, utterance: int, start: int, end: int, audio: AudioArray, now: float) -> None:
+        try:
+            hypothesis = await self._decode(audio, final=False)
+        except Exception:  # interims are best effort; the final will report a real failure
+            log.warning("interim decode failed", exc_info=True)
+            return
+        if hypothesis is None or not hypothesis.text or self._closed:
+            return
+        if utterance <= self._last_final_utterance or hypothesis.text == self._last_interim_text:
+            return
+        if utterance == self._open:
+            self._last_interim_text = hypothesis.text
+        self._events.put_interim(
+            SpeechEvent(
+                kind=SpeechEventKind.INTERIM,
+                utterance=utterance,
+                text=hypothesis.text,
+                confidence=hypothesis.confidence,
+                start=seconds(start),
+                end=seconds(end),
+                input_time=now,
+            )
+        )
+
+    async def _final_worker(self) -> None:
+        """Decode queued utterances one at a time, in order; close the events after end_input."""
+        try:
+            while (job := await self._finals.get()) is not None:
+                try:
+                    hypothesis = await self._decode(job.segment.audio, final=True)
+                finally:
+                    if job.holds_slot:
+                        self._final_slots.release()
+                if hypothesis is None:  # pragma: no cover - decoders never skip finals
+                    hypothesis = Hypothesis("", 0.0)
+                self._last_final_utterance = job.utterance
+                await self._events.put(
+                    SpeechEvent(
+                        kind=SpeechEventKind.FINAL,
+                        utterance=job.utterance,
+                        text=hypothesis.text,
+                        confidence=hypothesis.confidence,
+                        start=seconds(job.segment.start),
+                        end=seconds(job.segment.end),
+                        input_time=job.input_time,
+                        speech_end_time=job.speech_end_time,
+                    )
+                )
+            if self._interim_task is not None and not self._interim_task.done():
+                self._interim_task.cancel()
+            self._events.close()
+        except asyncio.CancelledError:
+            raise
+        except STTError as exc:
+            self._events.fail(exc)
+        except Exception as exc:
+            log.exception("speech recognition failed")
+            self._events.fail(STTError(f"speech recognition failed: {exc}", retryable=False))
+
+    def _time_of(self, sample: int) -> float:
+        """Wall-clock time at which `sample` was pushed."""
+        for end, wall in self._push_times:
+            if sample < end:
+                return wall
+        return self._push_times[-1][1] if self._push_times else time.time()
+
+    def _trim_push_times(self) -> None:
+        keep_from = self._endpointer.buffer_start
+        while len(self._push_times) > 1 and self._push_times[0][0] <= keep_from:
+            self._push_times.popleft()

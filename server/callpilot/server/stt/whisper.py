@@ -1,0 +1,308 @@
+"""The embedded engine: faster-whisper (CTranslate2) behind local Silero endpointing.
+
+Whisper is not a streaming model, so streaming is built around it: the VAD
+cuts utterances (see `vad`), the open utterance is re-decoded every
+`interim_interval` seconds of audio for INTERIM hypotheses, and each closed
+utterance is decoded once more for its FINAL.
+
+Threading: one `WhisperModel` is shared by every stream of the engine and is
+only ever called from a `ThreadPoolExecutor` of `workers` threads
+(CTranslate2 releases the GIL while it computes, so the event loop keeps
+serving audio). Admission to the pool is bounded by an asyncio semaphore
+of `workers` slots, so the executor's own queue never holds more than is
+running; finals wait for a slot in FIFO order, interims are only started
+when a slot is free at that moment (interims are droppable, finals never).
+A slot is released when the thread finishes, not when its awaiting
+coroutine is cancelled, so a cancelled stream cannot overbook the CPU.
+
+An engine serves one event loop (the server has one per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from callpilot.server.errors import InvalidArgument, Violation
+from callpilot.server.stt.base import SAMPLE_RATE, AudioArray, STTCapabilities, STTEngine, STTError
+from callpilot.server.stt.model import ModelNotFoundError
+from callpilot.server.stt.streaming import Hypothesis, SegmentingStream
+from callpilot.server.stt.vad import VadOptions, load_silero_session
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_HOTWORDS_CHARS = 800
+"""Phrase hints beyond this are not passed on: Whisper keeps at most ~220 prompt tokens anyway."""
+
+FINAL_TEMPERATURES = (0.0, 0.2, 0.4)
+"""Greedy first; re-sample only when Whisper's own checks (compression ratio, logprob) reject it."""
+
+
+@dataclass(slots=True)
+class WhisperStats:
+    """Counters for metrics and tests; updated from the worker threads under `lock`."""
+
+    finals: int = 0
+    interims: int = 0
+    interims_skipped: int = 0
+    audio_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    decode_threads: set[int] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def whisper_language(code: str) -> str:
+    """BCP-47 ("en-US", "pt_BR", "") -> Whisper's language code ("en", "pt", "en").
+
+    Raises `InvalidArgument` on "config.language_code" for a language Whisper does not know.
+    """
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    primary = code.strip().replace("_", "-").split("-")[0].lower() or "en"
+    if primary not in _LANGUAGE_CODES:
+        raise InvalidArgument(
+            Violation(
+                "config.language_code",
+                f"language {code!r} is not supported by the Whisper speech recogniser; "
+                "use a BCP-47 code such as 'en' or 'en-US' for one of Whisper's 99 languages",
+                "UNSUPPORTED",
+            )
+        )
+    return str(primary)
+
+
+def hotwords_from_hints(phrase_hints: Sequence[str]) -> str | None:
+    """Phrase hints -> Whisper's `hotwords` prompt (deduplicated, order kept, capped)."""
+    seen: dict[str, None] = {}
+    for hint in phrase_hints:
+        cleaned = " ".join(hint.split())
+        if cleaned and cleaned.lower() not in (k.lower() for k in seen):
+            seen[cleaned] = None
+    text = ", ".join(seen)
+    if len(text) > MAX_HOTWORDS_CHARS:
+        text = text[:MAX_HOTWORDS_CHARS].rsplit(",", 1)[0]
+    return text or None
+
+
+class WhisperEngine(STTEngine):
+    """faster-whisper on CPU; every stream shares one model and one bounded worker pool.
+
+    model_dir: a CTranslate2 Whisper directory (see `model.resolve_model`).
+    compute_type: CTranslate2 quantisation; int8 is ~2x faster than float32 on CPU at equal accuracy.
+    cpu_threads: intra-op threads per decode. workers: decodes that run at once (each gets
+        `cpu_threads`); keep workers x cpu_threads <= cores.
+    interim_interval: seconds of new audio between interim decodes of the open utterance
+        (None disables interims). beam_size: beam for FINAL decodes; interims are always greedy.
+    vad: endpointing tunables. max_pending_finals / max_events: per-stream queue bounds
+        (policies in `streaming`).
+    """
+
+    capabilities = STTCapabilities(streaming=True, interim_results=True)
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        compute_type: str = "int8",
+        cpu_threads: int = 2,
+        workers: int = 1,
+        interim_interval: float | None = 0.7,
+        vad: VadOptions | None = None,
+        beam_size: int = 1,
+        max_pending_finals: int = 4,
+        max_events: int = 64,
+    ) -> None:
+        if workers < 1 or cpu_threads < 1 or beam_size < 1:
+            raise ValueError("workers, cpu_threads and beam_size must be at least 1")
+        self.model_dir = Path(model_dir)
+        self.compute_type = compute_type
+        self.cpu_threads = cpu_threads
+        self.workers = workers
+        self.interim_interval = interim_interval
+        self.vad = vad if vad is not None else VadOptions()
+        self.beam_size = beam_size
+        self.max_pending_finals = max_pending_finals
+        self.max_events = max_events
+        self.stats = WhisperStats()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper")
+        self._slots = asyncio.Semaphore(workers)
+        self._model: Any = None
+        self._model_lock = threading.Lock()
+        self._closed = False
+        fw_log = logging.getLogger("faster_whisper")
+        if fw_log.level == logging.NOTSET:  # it logs every decode at INFO; keep the operator's choice
+            fw_log.setLevel(logging.WARNING)
+
+    def stream(self, *, language: str, phrase_hints: Sequence[str] = ()) -> WhisperStream:
+        if self._closed:
+            raise STTError("the Whisper engine is closed")
+        return WhisperStream(
+            self, language=whisper_language(language), hotwords=hotwords_from_hints(phrase_hints)
+        )
+
+    async def warm_up(self) -> None:
+        """Load the VAD and the model, and run one tiny decode, so the first call is not the slow one."""
+        await asyncio.to_thread(load_silero_session)
+        await self._submit(self._warm_up_sync, droppable=False)
+
+    async def aclose(self) -> None:
+        """Stop accepting work; a decode already running finishes in the background and is discarded."""
+        self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def has_idle_worker(self) -> bool:
+        return not self._slots.locked()
+
+    async def transcribe(
+        self, audio: AudioArray, *, language: str = "en", hotwords: str | None = None, final: bool = True
+    ) -> Hypothesis | None:
+        """Decode one utterance in the pool.
+
+        With `final=False` it is an interim: greedy, and None when no worker is idle.
+        """
+        if audio.size == 0:
+            return Hypothesis("", 0.0)
+        return await self._submit(
+            lambda: self._transcribe_sync(audio, language, hotwords, final), droppable=not final
+        )
+
+    # -- pool admission --------------------------------------------------------------------------
+
+    async def _submit(self, fn: Callable[[], T], *, droppable: bool) -> T | None:
+        if self._closed:
+            raise STTError("the Whisper engine is closed", retryable=True)
+        if droppable and self._slots.locked():
+            with self.stats.lock:
+                self.stats.interims_skipped += 1
+            return None
+        await self._slots.acquire()
+        loop = asyncio.get_running_loop()
+
+        def release(_: Future[T]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone; nobody is waiting any more
+                loop.call_soon_threadsafe(self._slots.release)
+
+        try:
+            future = self._pool.submit(fn)
+        except RuntimeError as exc:  # shut down between the check and the submit
+            self._slots.release()
+            raise STTError("the Whisper engine is closed", retryable=True) from exc
+        future.add_done_callback(release)
+        return await asyncio.wrap_future(future)
+
+    # -- worker-thread side ----------------------------------------------------------------------
+
+    def _load_model(self) -> Any:
+        with self._model_lock:
+            if self._model is None:
+                if not (self.model_dir / "model.bin").is_file():
+                    raise ModelNotFoundError(
+                        f"no Whisper model in {self.model_dir} (model.bin is missing)",
+                        ["resolve the model with callpilot.server.stt.model.resolve_model first"],
+                    )
+                from faster_whisper import WhisperModel
+
+                started = time.perf_counter()
+                self._model = WhisperModel(
+                    str(self.model_dir),
+                    device="cpu",
+                    compute_type=self.compute_type,
+                    cpu_threads=self.cpu_threads,
+                    num_workers=self.workers,
+                    local_files_only=True,
+                )
+                log.info(
+                    "loaded Whisper model %s (%s) in %.2fs",
+                    self.model_dir,
+                    self.compute_type,
+                    time.perf_counter() - started,
+                )
+            return self._model
+
+    def _warm_up_sync(self) -> None:
+        self._load_model()
+        self._transcribe_sync(np.zeros(8000, dtype=np.float32), "en", None, final=False, record=False)
+
+    def _transcribe_sync(
+        self, audio: AudioArray, language: str, hotwords: str | None, final: bool, *, record: bool = True
+    ) -> Hypothesis:
+        model = self._load_model()
+        started = time.perf_counter()
+        segments, _info = model.transcribe(
+            audio,
+            language=language,
+            task="transcribe",
+            beam_size=self.beam_size if final else 1,
+            best_of=2,
+            temperature=list(FINAL_TEMPERATURES) if final else 0.0,
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+            hotwords=hotwords,
+        )
+        texts: list[str] = []
+        logprob_sum = 0.0
+        tokens = 0
+        for segment in segments:  # a generator: the decoding happens while iterating, here
+            text = segment.text.strip()
+            if text:
+                texts.append(text)
+                n = max(len(segment.tokens), 1)
+                logprob_sum += float(segment.avg_logprob) * n
+                tokens += n
+        if record:
+            self._record(audio.size / SAMPLE_RATE, time.perf_counter() - started, final)
+        if not tokens:
+            return Hypothesis("", 0.0)
+        confidence = min(max(math.exp(logprob_sum / tokens), 0.0), 1.0)
+        return Hypothesis(" ".join(texts), round(confidence, 4))
+
+    def _record(self, audio_seconds: float, decode_seconds: float, final: bool) -> None:
+        with self.stats.lock:
+            self.stats.decode_threads.add(threading.get_ident())
+            self.stats.decode_seconds += decode_seconds
+            self.stats.audio_seconds += audio_seconds
+            if final:
+                self.stats.finals += 1
+            else:
+                self.stats.interims += 1
+
+
+class WhisperStream(SegmentingStream):
+    """One speaker's stream on a `WhisperEngine` (create it with `WhisperEngine.stream`).
+
+    Event order and queue policies are those of `SegmentingStream`: bounded
+    output where interims coalesce and finals are never dropped.
+    """
+
+    def __init__(self, engine: WhisperEngine, *, language: str, hotwords: str | None) -> None:
+        super().__init__(
+            vad=engine.vad,
+            vad_session=load_silero_session(),
+            interim_interval=engine.interim_interval,
+            max_pending_finals=engine.max_pending_finals,
+            max_events=engine.max_events,
+        )
+        self._engine = engine
+        self.language = language
+        self.hotwords = hotwords
+
+    async def _decode(self, audio: AudioArray, *, final: bool) -> Hypothesis | None:
+        return await self._engine.transcribe(
+            audio, language=self.language, hotwords=self.hotwords, final=final
+        )
+
+    def _interim_possible(self) -> bool:
+        return self._engine.has_idle_worker()

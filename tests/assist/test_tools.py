@@ -1,0 +1,133 @@
+"""The assistant's tools run through the directory and never raise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from assist_directory_fake import FakeDirectory
+from callpilot.server.assist.base import TOOL_NAMES
+from callpilot.server.assist.tools import ToolBox, result_dict
+from callpilot.server.errors import NotFound
+from callpilot.v1 import events_pb2
+from google.protobuf import json_format
+
+OK = events_pb2.TOOL_CALL_STATUS_SUCCEEDED
+FAILED = events_pb2.TOOL_CALL_STATUS_FAILED
+
+
+def test_specs_are_function_calling_schemas(directory: FakeDirectory) -> None:
+    specs = ToolBox(directory).specs
+    assert [s["function"]["name"] for s in specs] == list(TOOL_NAMES)
+    for spec in specs:
+        assert spec["type"] == "function"
+        params = spec["function"]["parameters"]
+        assert params["type"] == "object" and params["properties"]
+        assert spec["function"]["description"]
+    by_name = {s["function"]["name"]: s["function"]["parameters"] for s in specs}
+    assert set(by_name["lookup_customer"]["properties"]) == {"customer_id", "email", "phone", "name"}
+    assert by_name["get_order_details"]["required"] == ["order_number"]
+    assert by_name["check_policy"]["properties"]["policy_type"]["enum"] == [
+        "return",
+        "refund",
+        "warranty",
+        "sla",
+    ]
+    assert by_name["search_knowledge"]["required"] == ["query"]
+
+
+async def test_get_order_details(directory: FakeDirectory) -> None:
+    call = await ToolBox(directory).run(
+        "get_order_details", {"order_number": "#78-901"}, trigger_segment_id="s1"
+    )
+    assert call.status == OK and not call.error
+    assert call.tool_name == "get_order_details" and call.trigger_segment_id == "s1"
+    assert json_format.MessageToDict(call.arguments) == {"order_number": "#78-901"}
+    order = result_dict(call)["order"]
+    assert order["order_number"] == "78901" and order["total"] == "129.99"
+    assert order["delivered_time"].startswith("2026-11-02")
+    assert order["items"][0]["name"] == "Wireless Headphones"
+    assert call.HasField("duration") and call.tool_call_id
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"customer_id": "C-1001"},
+        {"email": "MARIA.GARCIA@example.com"},
+        {"phone": "555-010-0101"},
+        {"name": "maria"},
+    ],
+)
+async def test_lookup_customer(directory: FakeDirectory, arguments: dict[str, Any]) -> None:
+    call = await ToolBox(directory).run("lookup_customer", arguments)
+    assert call.status == OK, call.error
+    result = result_dict(call)
+    assert result["customer"]["customer_id"] == "C-1001"
+    assert [o["order_number"] for o in result["orders"]] == ["78901"]
+    assert [t["ticket_id"] for t in result["tickets"]] == ["T-5001"]
+
+
+async def test_check_policy_and_search_knowledge(directory: FakeDirectory) -> None:
+    box = ToolBox(directory)
+    call = await box.run("check_policy", {"policy_type": "Return"})
+    assert call.status == OK
+    assert "30 days" in result_dict(call)["policy"]["body"]
+    call = await box.run("search_knowledge", {"query": "how to pair headphones bluetooth"})
+    assert call.status == OK
+    hits = result_dict(call)["hits"]
+    assert hits[0]["article_id"] == "KB-001" and hits[0]["title"] and hits[0]["snippet"]
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "error"),
+    [
+        ("delete_everything", {}, "unknown tool"),
+        ("get_order_details", {}, "missing argument 'order_number'"),
+        ("get_order_details", {"order_number": ["78901"]}, "must be a string"),
+        ("get_order_details", {"order_number": "12345"}, "no order found with number '12345'"),
+        ("get_order_details", {"order_number": "78901", "force": True}, "unexpected argument"),
+        ("check_policy", {"policy_type": "privacy"}, "policy_type must be one of"),
+        ("check_policy", {"policy_type": "sla"}, "no sla policy"),
+        ("lookup_customer", {}, "give one of"),
+        ("lookup_customer", {"email": "nobody@example.com"}, "no customer found with email"),
+        ("search_knowledge", {"query": "zzz"}, "no knowledge-base article"),
+    ],
+)
+async def test_tool_level_problems_are_failed_calls(
+    directory: FakeDirectory, name: str, arguments: dict[str, Any], error: str
+) -> None:
+    call = await ToolBox(directory).run(name, arguments)
+    assert call.status == FAILED
+    assert error in call.error
+    assert not call.HasField("result")
+    assert call.tool_name == name and call.tool_call_id
+
+
+async def test_non_object_arguments_and_bad_json(directory: FakeDirectory) -> None:
+    box = ToolBox(directory)
+    call = await box.run("get_order_details", "78901")  # type: ignore[arg-type]
+    assert call.status == FAILED and "JSON object" in call.error
+    call = await box.run_json("get_order_details", '{"order_number": ')
+    assert call.status == FAILED and "not valid JSON" in call.error
+    call = await box.run_json("get_order_details", '{"order_number": "78901"}')
+    assert call.status == OK
+
+
+async def test_directory_errors_and_timeouts_are_failed_calls(directory: FakeDirectory) -> None:
+    directory.fail = RuntimeError("connection refused")
+    call = await ToolBox(directory).run("get_order_details", {"order_number": "78901"})
+    assert call.status == FAILED and "directory failed" in call.error
+    directory.fail = NotFound("order 78901 is archived")
+    call = await ToolBox(directory).run("get_order_details", {"order_number": "78901"})
+    assert call.status == FAILED and call.error == "order 78901 is archived"
+    directory.fail = None
+    directory.delay = 1.0
+    call = await ToolBox(directory, timeout=0.01).run("get_order_details", {"order_number": "78901"})
+    assert call.status == FAILED and "did not answer" in call.error
+
+
+async def test_tool_call_ids_are_unique(directory: FakeDirectory) -> None:
+    box = ToolBox(directory)
+    ids = {(await box.run("check_policy", {"policy_type": "refund"})).tool_call_id for _ in range(20)}
+    assert len(ids) == 20

@@ -1,0 +1,16 @@
+"""Fixtures for the context-engine tests: the in-memory directory of tests/assist."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "assist"))
+from assist_directory_fake import FakeDirectory
+
+
+@pytest.fixture
+def directory() -> FakeDirectory:
+    return FakeDirectory()

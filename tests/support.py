@@ -1,0 +1,177 @@
+"""Test support: real speech, real server processes, real databases.
+
+Speech is synthesised with espeak-ng at test time; servers are started as
+`callpilot serve` subprocesses on an ephemeral loopback port, exactly as a
+user runs them, and stopped with SIGTERM at teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import wave
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_URL_BASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
+
+SERVING_RE = re.compile(r"serving on (\S+):(\d+)")
+
+
+def synth(text: str, path: Path, *, voice: str = "flite:kal", rate: int = 16000, speed: int = 150) -> Path:
+    """Speak `text` into a 16-bit mono WAV at `rate`.
+
+    `voice` is "flite:NAME" or an espeak-ng voice ("en-us", "en-us+f3").
+    flite's kal voice is the default because Whisper transcribes it far
+    more reliably than espeak-ng's (spoken digits especially).
+    """
+    raw = path.with_suffix(".tts.wav")
+    if voice.startswith("flite:"):
+        cmd = ["flite", "-voice", voice.removeprefix("flite:"), "-t", text, "-o", str(raw)]
+    else:
+        cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text]
+    subprocess.run(cmd, check=True, timeout=60)
+    subprocess.run(
+        ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path)], check=True, timeout=60
+    )
+    raw.unlink()
+    return path
+
+
+def silence_wav(path: Path, seconds: float, rate: int = 16000) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"\0\0" * int(seconds * rate))
+    return path
+
+
+def concat_wavs(parts: Iterable[Path], out: Path, *, gap_s: float = 1.0, rate: int = 16000) -> Path:
+    """Join mono WAVs of one rate with `gap_s` of silence between them."""
+    chunks: list[np.ndarray] = []
+    gap = np.zeros(int(gap_s * rate), dtype=np.int16)
+    for part in parts:
+        with wave.open(str(part), "rb") as wav:
+            assert wav.getframerate() == rate and wav.getnchannels() == 1
+            chunks.append(np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16))
+        chunks.append(gap)
+    with wave.open(str(out), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.concatenate(chunks).tobytes())
+    return out
+
+
+def stereo_wav(left: Path, right: Path, out: Path, rate: int = 16000) -> Path:
+    """Interleave two mono WAVs (padded to the same length) into one stereo WAV."""
+    arrays = []
+    for part in (left, right):
+        with wave.open(str(part), "rb") as wav:
+            arrays.append(np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16))
+    n = max(len(a) for a in arrays)
+    padded = [np.pad(a, (0, n - len(a))) for a in arrays]
+    with wave.open(str(out), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.stack(padded, axis=1).astype(np.int16).tobytes())
+    return out
+
+
+class ServerProcess:
+    """`callpilot serve` in a subprocess on an ephemeral port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.address = ""
+
+    def start(self, timeout: float = 120.0) -> ServerProcess:
+        full_env = {**os.environ, "CALLPILOT_PORT": "0", **self.env}
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "callpilot"), "serve"],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        buffer = b""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
+            chunk = self.proc.stdout.read()
+            if chunk:
+                buffer += chunk
+                match = SERVING_RE.search(buffer.decode(errors="replace"))
+                if match:
+                    self.address = f"{match.group(1)}:{match.group(2)}"
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"server did not start within {timeout}s; see {self.log_path}")
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        self.terminate()
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(10)
+        self._log.close()
+        return code
+
+
+async def create_pg_database() -> str:
+    """A fresh PostgreSQL database for one test session; returns its SQLAlchemy URL."""
+    import asyncpg
+
+    name = f"callpilot_test_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return PG_URL_BASE + name
+
+
+async def drop_pg_database(url: str) -> None:
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def run_async(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
