@@ -9,7 +9,7 @@ from assist_directory_fake import FakeDirectory
 from callpilot.server.assist.base import TOOL_NAMES
 from callpilot.server.assist.tools import ToolBox, result_dict
 from callpilot.server.errors import NotFound
-from callpilot.v1 import events_pb2
+from callpilot.v1 import directory_pb2, events_pb2
 from google.protobuf import json_format
 
 OK = events_pb2.TOOL_CALL_STATUS_SUCCEEDED
@@ -18,7 +18,7 @@ FAILED = events_pb2.TOOL_CALL_STATUS_FAILED
 
 def test_specs_are_function_calling_schemas(directory: FakeDirectory) -> None:
     specs = ToolBox(directory).specs
-    assert [s["function"]["name"] for s in specs] == list(TOOL_NAMES)
+    assert [s["function"]["name"] for s in specs] == [*TOOL_NAMES, "create_ticket"]
     for spec in specs:
         assert spec["type"] == "function"
         params = spec["function"]["parameters"]
@@ -131,3 +131,37 @@ async def test_tool_call_ids_are_unique(directory: FakeDirectory) -> None:
     box = ToolBox(directory)
     ids = {(await box.run("check_policy", {"policy_type": "refund"})).tool_call_id for _ in range(20)}
     assert len(ids) == 20
+
+
+class _WritableDirectory(FakeDirectory):
+    """The fake directory plus the one write the assistant may propose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tickets_created: list[tuple[str, str]] = []
+
+    async def create_ticket(self, customer_id: str, subject: str) -> directory_pb2.Ticket:
+        self.tickets_created.append((customer_id, subject))
+        return directory_pb2.Ticket(ticket_id="T-NEW", customer_id=customer_id, subject=subject, status="open")
+
+
+async def test_write_tool_is_only_proposed_until_confirmed() -> None:
+    directory = _WritableDirectory()
+    box = ToolBox(directory)
+    assert box.requires_confirmation("create_ticket") and not box.requires_confirmation("get_order_details")
+    args = {"customer_id": "C-1001", "subject": "Headphones crackle"}
+    proposed = await box.run("create_ticket", args, trigger_segment_id="seg-0001")
+    assert proposed.status == events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION
+    assert directory.tickets_created == []
+    ran = await box.run("create_ticket", args, confirmed=True, tool_call_id=proposed.tool_call_id)
+    assert ran.status == OK and ran.tool_call_id == proposed.tool_call_id
+    assert result_dict(ran)["ticket"]["ticket_id"] == "T-NEW"
+    assert directory.tickets_created == [("C-1001", "Headphones crackle")]
+
+
+async def test_write_tool_bad_arguments_and_read_only_directory(directory: FakeDirectory) -> None:
+    writable = ToolBox(_WritableDirectory())
+    missing = await writable.run("create_ticket", {"customer_id": "C-1001"})
+    assert missing.status == FAILED and "subject" in missing.error
+    read_only = await ToolBox(directory).run("create_ticket", {"customer_id": "C-1001", "subject": "x"})
+    assert read_only.status == FAILED and "read-only" in read_only.error

@@ -19,10 +19,11 @@ from typing import Any
 import grpc
 from callpilot.server.api.assist import AssistServicer
 from callpilot.server.api.directory import DirectoryServicer
+from callpilot.server.assist.tools import ToolBox
 from callpilot.server.bus import InProcessBus
 from callpilot.server.config import Settings
 from callpilot.server.manager import SessionManager
-from callpilot.server.providers import build_assistant, build_stt
+from callpilot.server.providers import build_assistant, build_stt, build_stt_fallback
 from callpilot.server.session import SessionDeps
 from callpilot.server.store import Store
 from callpilot.v1 import (
@@ -119,11 +120,23 @@ class CallpilotServer:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         stt = build_stt(s)
         await stt.warm_up()
+        stt_fallback = build_stt_fallback(s)
+        if stt_fallback is not None:
+            await stt_fallback.warm_up()
         store = await Store.open(s.effective_database_url, seed_demo=s.seed_demo, tenant_id=s.tenant_id)
         self._store = store
-        assistant = build_assistant(s, store)
+        toolbox = ToolBox(store)
+        assistant = build_assistant(s, store, toolbox)
         bus = InProcessBus()
-        self._deps = SessionDeps(store=store, bus=bus, stt=stt, assistant=assistant, directory=store)
+        self._deps = SessionDeps(
+            store=store,
+            bus=bus,
+            stt=stt,
+            assistant=assistant,
+            directory=store,
+            stt_fallback=stt_fallback,
+            toolbox=toolbox,
+        )
         self._manager = SessionManager(self._deps, tenant_id=s.tenant_id, max_calls=s.max_calls)
 
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[self._drain])
@@ -183,6 +196,9 @@ class CallpilotServer:
                 await self._deps.assistant.aclose()
             with contextlib.suppress(Exception):
                 await self._deps.stt.aclose()
+            if self._deps.stt_fallback is not None:
+                with contextlib.suppress(Exception):
+                    await self._deps.stt_fallback.aclose()
         if self._store is not None:
             await self._store.close()
         self._stopped.set()

@@ -16,6 +16,13 @@ from pathlib import Path
 from callpilot.server.errors import ConfigError
 
 STT_CHOICES = ("whisper", "null", "deepgram", "openai")
+# Settings read from the providers' conventional variable names.
+PROVIDER_ENV = {
+    "deepgram_api_key": "DEEPGRAM_API_KEY",
+    "deepgram_base_url": "DEEPGRAM_BASE_URL",
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
+}
 ASSISTANT_CHOICES = ("local", "openai")
 
 
@@ -50,7 +57,22 @@ class Settings:
     vad_threshold: float = 0.5
     vad_silence_ms: int = 500
     max_utterance_s: float = 15.0
+    # Fallback STT for the rest of a call when a cloud engine fails for good:
+    # "whisper" (the embedded engine) or "none".
+    stt_fallback: str = "whisper"
+    deepgram_model: str = "nova-3"
+    deepgram_endpointing_ms: int = 300
+    openai_stt_model: str = "gpt-4o-transcribe"
     assistant: str = "local"
+    openai_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = 10.0
+    # Provider credentials and endpoints, read from the providers' own
+    # variable names (DEEPGRAM_API_KEY, OPENAI_API_KEY, …) so existing
+    # deployments' secrets work unchanged.
+    deepgram_api_key: str = field(default="", repr=False)
+    deepgram_base_url: str = ""
+    openai_api_key: str = field(default="", repr=False)
+    openai_base_url: str = ""
     max_calls: int = 100
     shutdown_grace_s: float = 10.0
     metrics_port: int = 0
@@ -67,6 +89,9 @@ class Settings:
             if raw is None or raw == "":
                 continue
             values[f.name] = _parse(f.name, str(f.type), raw)
+        for name, var in PROVIDER_ENV.items():
+            if env.get(var):
+                values[name] = env[var]
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = replace(cls(), **values)  # type: ignore[arg-type]
         settings.validate()
@@ -94,6 +119,17 @@ class Settings:
             problems.append("CALLPILOT_WHISPER_THREADS and CALLPILOT_WHISPER_WORKERS must be at least 1")
         if self.max_calls < 1:
             problems.append("CALLPILOT_MAX_CALLS must be at least 1")
+        if self.stt_fallback not in ("whisper", "none"):
+            problems.append(f"CALLPILOT_STT_FALLBACK must be whisper or none, got {self.stt_fallback!r}")
+        if self.stt == "deepgram" and not self.deepgram_api_key:
+            problems.append("CALLPILOT_STT=deepgram needs DEEPGRAM_API_KEY")
+        if "openai" in (self.stt, self.assistant) and not self.openai_api_key:
+            problems.append(
+                f"CALLPILOT_{'STT' if self.stt == 'openai' else 'ASSISTANT'}=openai needs OPENAI_API_KEY "
+                "(and OPENAI_BASE_URL for an OpenAI-compatible server such as vLLM or Ollama)"
+            )
+        if self.llm_timeout_s <= 0:
+            problems.append("CALLPILOT_LLM_TIMEOUT_S must be positive")
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems), problems)
 

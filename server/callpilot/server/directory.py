@@ -8,7 +8,7 @@ exactly what the assistant saw. The SQL store implements it.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from callpilot.v1 import directory_pb2
 
@@ -43,3 +43,10 @@ class Directory(Protocol):
     ) -> directory_pb2.Policy | None: ...
 
     async def search_knowledge(self, query: str, limit: int = 5) -> list[directory_pb2.KnowledgeHit]: ...
+
+
+@runtime_checkable
+class DirectoryWriter(Protocol):
+    """The writes the assistant may propose; each runs only after the agent confirms it."""
+
+    async def create_ticket(self, customer_id: str, subject: str) -> directory_pb2.Ticket: ...

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -23,15 +24,16 @@ from typing import TYPE_CHECKING
 
 from callpilot.server import metrics
 from callpilot.server.assist.base import Assistant, AssistRequest, Turn
+from callpilot.server.assist.tools import ToolBox
 from callpilot.server.audio import AudioDecoder
 from callpilot.server.bus import InProcessBus
 from callpilot.server.context.engine import ContextEngine
 from callpilot.server.directory import Directory
-from callpilot.server.errors import InvalidArgument, Violation
+from callpilot.server.errors import FailedPrecondition, InvalidArgument, NotFound, Violation
 from callpilot.server.redaction import Redactor, safe_redact
 from callpilot.server.stt.base import SpeechEvent, SpeechEventKind, STTEngine, STTError, STTStream
 from callpilot.v1 import assist_service_pb2, call_pb2, common_pb2, events_pb2
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from google.protobuf.message import Message
 
 if TYPE_CHECKING:
@@ -44,6 +46,23 @@ ROLE_NAMES = {common_pb2.SPEAKER_ROLE_CUSTOMER: "customer", common_pb2.SPEAKER_R
 # for an in-flight suggestion to complete before they are cut off.
 END_STT_TIMEOUT_S = 30.0
 END_ASSIST_TIMEOUT_S = 10.0
+MAX_PENDING_TOOLS = 16
+
+
+def validate_decision(decision: events_pb2.ToolDecision, prefix: str = "tool_decision") -> None:
+    violations: list[Violation] = []
+    if not decision.tool_call_id:
+        violations.append(Violation(f"{prefix}.tool_call_id", "tool_call_id is required", "REQUIRED"))
+    if decision.kind == events_pb2.TOOL_DECISION_KIND_UNSPECIFIED:
+        violations.append(Violation(f"{prefix}.kind", "set kind to CONFIRM, REVISE or CANCEL", "REQUIRED"))
+    if decision.kind == events_pb2.TOOL_DECISION_KIND_REVISE and not decision.arguments.fields:
+        violations.append(
+            Violation(f"{prefix}.arguments", "REVISE needs the arguments to run with", "REQUIRED")
+        )
+    if len(decision.comment) > 2000:
+        violations.append(Violation(f"{prefix}.comment", "at most 2000 characters", "TOO_LONG"))
+    if violations:
+        raise InvalidArgument(violations)
 
 
 def _ts(wall: float) -> timestamp_pb2.Timestamp:
@@ -65,6 +84,10 @@ class SessionDeps:
     stt: STTEngine
     assistant: Assistant
     directory: Directory
+    # Takes over a speaker whose STT stream failed for good (cloud outage).
+    stt_fallback: STTEngine | None = None
+    # Runs write tools once the agent confirms them.
+    toolbox: ToolBox | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +123,21 @@ class CallSession:
         self._stt_tasks: list[asyncio.Task[None]] = []
         self._segments: dict[tuple[common_pb2.SpeakerRole.ValueType, int], str] = {}
         self._segment_counter = 0
+        # Per speaker: the highest utterance number seen, so a fallback
+        # stream's utterances continue the numbering (segment ids stay unique).
+        self._last_utterance: dict[common_pb2.SpeakerRole.ValueType, int] = {}
         self._redactor = Redactor()
         self._context = ContextEngine(deps.directory, call_id=call.call_id)
         self._assist_task: asyncio.Task[None] | None = None
         self._assist_inflight_id = ""
         self._assist_inflight_started = False
         self._open_suggestion_id = ""
+        # Write tools proposed by the assistant, waiting for the agent, oldest
+        # first (at most MAX_PENDING_TOOLS; older ones are cancelled), and the
+        # decided ones, for idempotent repeats of a decision.
+        self._pending_tools: dict[str, events_pb2.ToolCall] = {}
+        self._decided_tools: dict[str, events_pb2.ToolCall] = {}
+        self._decision_lock = asyncio.Lock()
         self._end_task: asyncio.Task[None] | None = None
         self._ending = False
         # Set once the assistant has been drained: nothing may start after it.
@@ -163,7 +195,7 @@ class CallSession:
             for role in self._decoder.roles:
                 stream = self._deps.stt.stream(language=language, phrase_hints=hints)
                 self._streams[role] = stream
-                self._stt_tasks.append(asyncio.create_task(self._consume_stt(role, stream)))
+                self._stt_tasks.append(asyncio.create_task(self._consume_stt(role, stream, 0.0, 0)))
 
     # ------------------------------------------------------------------ input
 
@@ -235,14 +267,32 @@ class CallSession:
             self._segments[key] = seg
         return seg
 
-    async def _consume_stt(self, role: common_pb2.SpeakerRole.ValueType, stream: STTStream) -> None:
+    async def _consume_stt(
+        self,
+        role: common_pb2.SpeakerRole.ValueType,
+        stream: STTStream,
+        offset: float,
+        utterance_base: int,
+    ) -> None:
+        """Forward one stream's events; `offset` and `utterance_base` place a
+        fallback stream's events on the call's timeline and numbering."""
         try:
             async for sev in stream:
+                if offset or utterance_base:
+                    sev = dataclasses.replace(
+                        sev,
+                        utterance=sev.utterance + utterance_base,
+                        start=sev.start + offset,
+                        end=sev.end + offset,
+                    )
                 await self._on_speech_event(role, sev)
         except asyncio.CancelledError:
             raise
         except STTError as exc:
             self._log.warning("STT failed for %s: %s", ROLE_NAMES.get(role, role), exc)
+            if self._deps.stt_fallback is not None and not exc.retryable:
+                await self._fall_back(role, stream, exc)
+                return
             await self.notice(
                 events_pb2.NOTICE_LEVEL_ERROR, "STT_FAILED", f"Speech recognition failed: {exc}"
             )
@@ -252,7 +302,40 @@ class CallSession:
                 events_pb2.NOTICE_LEVEL_ERROR, "STT_FAILED", "Speech recognition failed for this speaker."
             )
 
+    async def _fall_back(
+        self, role: common_pb2.SpeakerRole.ValueType, failed: STTStream, exc: STTError
+    ) -> None:
+        """Hand the speaker to the fallback engine for the rest of the call.
+
+        The audio the failed engine never finalised is replayed first, so the
+        words spoken during the outage are still transcribed.
+        """
+        assert self._deps.stt_fallback is not None
+        offset, pending = 0.0, None
+        unfinalised = getattr(failed, "unfinalised_audio", None)
+        if callable(unfinalised):
+            offset, pending = unfinalised()
+        stream = self._deps.stt_fallback.stream(
+            language=self.call.config.language_code or "en", phrase_hints=list(self.call.config.phrase_hints)
+        )
+        # Swap before the first await so no chunk goes to the failed stream.
+        self._streams[role] = stream
+        base = self._last_utterance.get(role, -1) + 1
+        self._stt_tasks.append(asyncio.create_task(self._consume_stt(role, stream, offset, base)))
+        await self.notice(
+            events_pb2.NOTICE_LEVEL_WARNING,
+            "STT_DEGRADED",
+            f"Speech recognition for the {ROLE_NAMES.get(role, 'speaker')} switched to the embedded engine: {exc}",
+        )
+        if pending is not None and pending.size:
+            await stream.push_audio(pending)
+        if self._ending:
+            stream.end_input()
+        with contextlib.suppress(Exception):
+            await failed.aclose()
+
     async def _on_speech_event(self, role: common_pb2.SpeakerRole.ValueType, sev: SpeechEvent) -> None:
+        self._last_utterance[role] = max(self._last_utterance.get(role, -1), sev.utterance)
         segment_id = self._segment_id(role, sev.utterance)
         if sev.kind in (SpeechEventKind.START_OF_SPEECH, SpeechEventKind.END_OF_SPEECH):
             kind = (
@@ -340,13 +423,17 @@ class CallSession:
                     await self._emit(
                         durable=True, timings=events_pb2.EventTimings(input_time=input_ts), tool_call=out
                     )
+                    if out.status == events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION:
+                        await self._hold_for_decision(out)
                 elif isinstance(out, events_pb2.SuggestionDelta):
                     if not first_delta:
                         first_delta = time.time()
                         metrics.FINAL_TO_FIRST_DELTA.observe(max(0.0, first_delta - job.input_time))
                     self._assist_inflight_started = True
                     await self._emit(durable=False, suggestion_delta=out)
-                else:
+                elif isinstance(out, events_pb2.Notice):
+                    await self._emit(durable=True, notice=out)
+                elif isinstance(out, events_pb2.SuggestionCompleted):
                     completed = events_pb2.SuggestionCompleted()
                     completed.CopyFrom(out)
                     completed.suggestion_id = suggestion_id
@@ -370,6 +457,73 @@ class CallSession:
                 f"The assistant could not answer this turn: {exc}",
             )
 
+    # ------------------------------------------------------- tool decisions
+
+    async def _hold_for_decision(self, call: events_pb2.ToolCall) -> None:
+        async with self._decision_lock:
+            self._pending_tools[call.tool_call_id] = call
+            while len(self._pending_tools) > MAX_PENDING_TOOLS:
+                oldest = next(iter(self._pending_tools))
+                await self._close_pending(oldest, "too many proposals were waiting; this one expired")
+
+    async def _close_pending(self, tool_call_id: str, why: str) -> None:
+        proposed = self._pending_tools.pop(tool_call_id)
+        cancelled = events_pb2.ToolCall()
+        cancelled.CopyFrom(proposed)
+        cancelled.ClearField("result")
+        cancelled.status = events_pb2.TOOL_CALL_STATUS_CANCELLED
+        cancelled.error = why
+        await self._emit(durable=True, tool_call=cancelled)
+        self._decided_tools[tool_call_id] = cancelled
+
+    async def decide_tool(self, decision: events_pb2.ToolDecision) -> events_pb2.ToolCall:
+        """Apply the agent's decision on a proposed write tool and record the outcome.
+
+        The outcome is sent as a ToolCall with the proposal's id. Repeating a
+        decision returns the recorded outcome (safe to retry); a different
+        decision on a decided call is refused.
+        """
+        validate_decision(decision)
+        async with self._decision_lock:
+            done = self._decided_tools.get(decision.tool_call_id)
+            if done is not None:
+                if done.HasField("decision") and done.decision.kind == decision.kind:
+                    return done
+                raise FailedPrecondition(
+                    f"tool call {decision.tool_call_id!r} was already decided",
+                    reason="TOOL_CALL_ALREADY_DECIDED",
+                    metadata={"tool_call_id": decision.tool_call_id},
+                )
+            proposed = self._pending_tools.get(decision.tool_call_id)
+            if proposed is None:
+                raise NotFound(
+                    f"no proposed tool call {decision.tool_call_id!r} is waiting for a decision in this call",
+                    reason="TOOL_CALL_NOT_FOUND",
+                    metadata={"tool_call_id": decision.tool_call_id},
+                )
+            if decision.kind == events_pb2.TOOL_DECISION_KIND_CANCEL:
+                outcome = events_pb2.ToolCall()
+                outcome.CopyFrom(proposed)
+                outcome.ClearField("result")
+                outcome.status = events_pb2.TOOL_CALL_STATUS_CANCELLED
+            else:
+                if self._deps.toolbox is None:
+                    raise FailedPrecondition("this server cannot run write tools", reason="NO_TOOLBOX")
+                revise = decision.kind == events_pb2.TOOL_DECISION_KIND_REVISE
+                arguments = json_format.MessageToDict(decision.arguments if revise else proposed.arguments)
+                outcome = await self._deps.toolbox.run(
+                    proposed.tool_name,
+                    arguments,
+                    trigger_segment_id=proposed.trigger_segment_id,
+                    confirmed=True,
+                    tool_call_id=proposed.tool_call_id,
+                )
+            outcome.decision.CopyFrom(decision)
+            del self._pending_tools[decision.tool_call_id]
+            await self._emit(durable=True, tool_call=outcome)
+            self._decided_tools[decision.tool_call_id] = outcome
+            return outcome
+
     # -------------------------------------------------------------------- end
 
     def request_end(self, reason: call_pb2.CallEndReason.ValueType, detail: str = "") -> asyncio.Task[None]:
@@ -391,6 +545,9 @@ class CallSession:
             await self._drain_stt()
             await self._drain_assistant()
             self._closed = True
+            async with self._decision_lock:
+                for tool_call_id in list(self._pending_tools):
+                    await self._close_pending(tool_call_id, "the call ended before the agent decided")
             summary = ""
             try:
                 summary = await asyncio.wait_for(
@@ -419,9 +576,15 @@ class CallSession:
                         await self._streams[role].push_audio(samples)
         for stream in self._streams.values():
             stream.end_input()
-        if not self._stt_tasks:
-            return
-        _done, pending = await asyncio.wait(self._stt_tasks, timeout=END_STT_TIMEOUT_S)
+        # A fallback may start a new consumer while we wait: wait until none is left.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + END_STT_TIMEOUT_S
+        pending: set[asyncio.Task[None]] = set()
+        while running := [t for t in self._stt_tasks if not t.done()]:
+            if loop.time() >= deadline:
+                pending = set(running)
+                break
+            await asyncio.wait(running, timeout=deadline - loop.time())
         if pending:
             self._log.warning(
                 "STT did not finish within %.0fs; dropping what it had not decoded", END_STT_TIMEOUT_S

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -60,6 +60,18 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 # by gRPC flow control; when the server is slower than the source the writer
 # waits (backpressure), nothing is dropped.
 REQUEST_QUEUE_SIZE = 64
+
+
+def _decision(
+    tool_call_id: str,
+    kind: events_pb2.ToolDecisionKind.ValueType,
+    arguments: Mapping[str, Any] | None,
+    comment: str,
+) -> events_pb2.ToolDecision:
+    decision = events_pb2.ToolDecision(tool_call_id=tool_call_id, kind=kind, comment=comment)
+    if arguments is not None:
+        decision.arguments.update(dict(arguments))
+    return decision
 
 
 async def _rpc(coro: Awaitable[T]) -> T:
@@ -166,6 +178,22 @@ class CallStream:
         await self._send(
             assist_service_pb2.StreamCallRequest(control=assist_service_pb2.CallControl(feedback=fb))
         )
+
+    async def decide_tool(
+        self,
+        tool_call_id: str,
+        kind: events_pb2.ToolDecisionKind.ValueType,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        comment: str = "",
+    ) -> None:
+        """Confirm, revise (with `arguments`) or cancel a proposed write tool.
+
+        The outcome arrives as a `tool_call` event with the same id.
+        """
+        decision = _decision(tool_call_id, kind, arguments, comment)
+        control = assist_service_pb2.CallControl(tool_decision=decision)
+        await self._send(assist_service_pb2.StreamCallRequest(control=control))
 
     async def end(self, detail: str = "") -> None:
         """End the call; the event stream then finishes with `call_ended`."""
@@ -334,6 +362,22 @@ class AsyncCallpilot:
         request = assist_service_pb2.SubmitFeedbackRequest(call_id=call_id, feedback=feedback)
         response = await _rpc(self.assist.SubmitFeedback(request))
         return response.suggestion
+
+    async def decide_tool(
+        self,
+        call_id: str,
+        tool_call_id: str,
+        kind: events_pb2.ToolDecisionKind.ValueType,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        comment: str = "",
+    ) -> events_pb2.ToolCall:
+        """Confirm, revise or cancel a proposed write tool of a live call; returns the outcome."""
+        request = assist_service_pb2.SubmitFeedbackRequest(
+            call_id=call_id, tool_decision=_decision(tool_call_id, kind, arguments, comment)
+        )
+        response = await _rpc(self.assist.SubmitFeedback(request))
+        return response.tool_call
 
     # ------------------------------------------------------------ directory
 

@@ -28,15 +28,15 @@ from callpilot.v1 import events_pb2 as callpilot_dot_v1_dot_events__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!callpilot/v1/assist_service.proto\x12\x0c\x63\x61llpilot.v1\x1a\x17\x63\x61llpilot/v1/call.proto\x1a\x19\x63\x61llpilot/v1/common.proto\x1a\x19\x63\x61llpilot/v1/events.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x01\n\x11StreamCallRequest\x12\x32\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.callpilot.v1.CallConfigH\x00R\x06\x63onfig\x12\x30\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x18.callpilot.v1.AudioChunkH\x00R\x05\x61udio\x12\x35\n\ttext_turn\x18\x03 \x01(\x0b\x32\x16.callpilot.v1.TextTurnH\x00R\x08textTurn\x12\x35\n\x07\x63ontrol\x18\x04 \x01(\x0b\x32\x19.callpilot.v1.CallControlH\x00R\x07\x63ontrolB\t\n\x07request\" \n\nAudioChunk\x12\x12\n\x04\x64\x61ta\x18\x01 \x01(\x0cR\x04\x64\x61ta\"M\n\x08TextTurn\x12-\n\x04role\x18\x01 \x01(\x0e\x32\x19.callpilot.v1.SpeakerRoleR\x04role\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\"\"\n\nSuggestNow\x12\x14\n\x05query\x18\x01 \x01(\tR\x05query\"#\n\tEndOfCall\x12\x16\n\x06\x64\x65tail\x18\x01 \x01(\tR\x06\x64\x65tail\"\x9b\x01\n\x12SuggestionFeedback\x12#\n\rsuggestion_id\x18\x01 \x01(\tR\x0csuggestionId\x12.\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.callpilot.v1.FeedbackKindR\x04kind\x12\x16\n\x06rating\x18\x03 \x01(\x05R\x06rating\x12\x18\n\x07\x63omment\x18\x04 \x01(\tR\x07\x63omment\"\xd0\x01\n\x0b\x43\x61llControl\x12;\n\x0bsuggest_now\x18\x01 \x01(\x0b\x32\x18.callpilot.v1.SuggestNowH\x00R\nsuggestNow\x12\x39\n\x0b\x65nd_of_call\x18\x02 \x01(\x0b\x32\x17.callpilot.v1.EndOfCallH\x00R\tendOfCall\x12>\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x03 \x01(\x0b\x32 .callpilot.v1.SuggestionFeedbackH\x00R\x08\x66\x65\x65\x64\x62\x61\x63kB\t\n\x07\x63ontrol\"C\n\x12StreamCallResponse\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x17.callpilot.v1.CallEventR\x05\x65vent\"P\n\x10WatchCallRequest\x12\x17\n\x07\x63\x61ll_id\x18\x01 \x01(\tR\x06\x63\x61llId\x12#\n\rfrom_sequence\x18\x02 \x01(\x03R\x0c\x66romSequence\"B\n\x11WatchCallResponse\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x17.callpilot.v1.CallEventR\x05\x65vent\"E\n\x11\x43reateCallRequest\x12\x30\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.callpilot.v1.CallConfigR\x06\x63onfig\"<\n\x12\x43reateCallResponse\x12&\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x12.callpilot.v1.CallR\x04\x63\x61ll\")\n\x0eGetCallRequest\x12\x17\n\x07\x63\x61ll_id\x18\x01 \x01(\tR\x06\x63\x61llId\"\xea\x01\n\nSuggestion\x12\x41\n\nsuggestion\x18\x01 \x01(\x0b\x32!.callpilot.v1.SuggestionCompletedR\nsuggestion\x12;\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x1e\n\nsuperseded\x18\x03 \x01(\x08R\nsuperseded\x12<\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x04 \x01(\x0b\x32 .callpilot.v1.SuggestionFeedbackR\x08\x66\x65\x65\x64\x62\x61\x63k\"\xa3\x02\n\x0fGetCallResponse\x12&\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x12.callpilot.v1.CallR\x04\x63\x61ll\x12>\n\ntranscript\x18\x02 \x03(\x0b\x32\x1e.callpilot.v1.TranscriptUpdateR\ntranscript\x12\x35\n\ntool_calls\x18\x03 \x03(\x0b\x32\x16.callpilot.v1.ToolCallR\ttoolCalls\x12:\n\x0bsuggestions\x18\x04 \x03(\x0b\x32\x18.callpilot.v1.SuggestionR\x0bsuggestions\x12\x35\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x1b.callpilot.v1.ContextUpdateR\x07\x63ontext\"}\n\x10ListCallsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x17.callpilot.v1.CallStateR\x05state\"e\n\x11ListCallsResponse\x12(\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x12.callpilot.v1.CallR\x05\x63\x61lls\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n\x0e\x45ndCallRequest\x12\x17\n\x07\x63\x61ll_id\x18\x01 \x01(\tR\x06\x63\x61llId\x12\x16\n\x06\x64\x65tail\x18\x02 \x01(\tR\x06\x64\x65tail\"9\n\x0f\x45ndCallResponse\x12&\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x12.callpilot.v1.CallR\x04\x63\x61ll\"n\n\x15SubmitFeedbackRequest\x12\x17\n\x07\x63\x61ll_id\x18\x01 \x01(\tR\x06\x63\x61llId\x12<\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x02 \x01(\x0b\x32 .callpilot.v1.SuggestionFeedbackR\x08\x66\x65\x65\x64\x62\x61\x63k\"R\n\x16SubmitFeedbackResponse\x12\x38\n\nsuggestion\x18\x01 \x01(\x0b\x32\x18.callpilot.v1.SuggestionR\nsuggestion*{\n\x0c\x46\x65\x65\x64\x62\x61\x63kKind\x12\x1d\n\x19\x46\x45\x45\x44\x42\x41\x43K_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46\x45\x45\x44\x42\x41\x43K_KIND_USED\x10\x01\x12\x1b\n\x17\x46\x45\x45\x44\x42\x41\x43K_KIND_DISMISSED\x10\x02\x12\x17\n\x13\x46\x45\x45\x44\x42\x41\x43K_KIND_RATED\x10\x03\x32\xc0\x04\n\rAssistService\x12S\n\nStreamCall\x12\x1f.callpilot.v1.StreamCallRequest\x1a .callpilot.v1.StreamCallResponse(\x01\x30\x01\x12N\n\tWatchCall\x12\x1e.callpilot.v1.WatchCallRequest\x1a\x1f.callpilot.v1.WatchCallResponse0\x01\x12O\n\nCreateCall\x12\x1f.callpilot.v1.CreateCallRequest\x1a .callpilot.v1.CreateCallResponse\x12\x46\n\x07GetCall\x12\x1c.callpilot.v1.GetCallRequest\x1a\x1d.callpilot.v1.GetCallResponse\x12L\n\tListCalls\x12\x1e.callpilot.v1.ListCallsRequest\x1a\x1f.callpilot.v1.ListCallsResponse\x12\x46\n\x07\x45ndCall\x12\x1c.callpilot.v1.EndCallRequest\x1a\x1d.callpilot.v1.EndCallResponse\x12[\n\x0eSubmitFeedback\x12#.callpilot.v1.SubmitFeedbackRequest\x1a$.callpilot.v1.SubmitFeedbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!callpilot/v1/assist_service.proto\x12\x0c\x63\x61llpilot.v1\x1a\x17\x63\x61llpilot/v1/call.proto\x1a\x19\x63\x61llpilot/v1/common.proto\x1a\x19\x63\x61llpilot/v1/events.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x01\n\x11StreamCallRequest\x12\x32\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.callpilot.v1.CallConfigH\x00R\x06\x63onfig\x12\x30\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x18.callpilot.v1.AudioChunkH\x00R\x05\x61udio\x12\x35\n\ttext_turn\x18\x03 \x01(\x0b\x32\x16.callpilot.v1.TextTurnH\x00R\x08textTurn\x12\x35\n\x07\x63ontrol\x18\x04 \x01(\x0b\x32\x19.callpilot.v1.CallControlH\x00R\x07\x63ontrolB\t\n\x07request\" \n\nAudioChunk\x12\x12\n\x04\x64\x61ta\x18\x01 \x01(\x0cR\x04\x64\x61ta\"M\n\x08TextTurn\x12-\n\x04role\x18\x01 \x01(\x0e\x32\x19.callpilot.v1.SpeakerRoleR\x04role\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\"\"\n\nSuggestNow\x12\x14\n\x05query\x18\x01 \x01(\tR\x05query\"#\n\tEndOfCall\x12\x16\n\x06\x64\x65tail\x18\x01 \x01(\tR\x06\x64\x65tail\"\x9b\x01\n\x12SuggestionFeedback\x12#\n\rsuggestion_id\x18\x01 \x01(\tR\x0csuggestionId\x12.\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.callpilot.v1.FeedbackKindR\x04kind\x12\x16\n\x06rating\x18\x03 \x01(\x05R\x06rating\x12\x18\n\x07\x63omment\x18\x04 \x01(\tR\x07\x63omment\"\x93\x02\n\x0b\x43\x61llControl\x12;\n\x0bsuggest_now\x18\x01 \x01(\x0b\x32\x18.callpilot.v1.SuggestNowH\x00R\nsuggestNow\x12\x39\n\x0b\x65nd_of_call\x18\x02 \x01(\x0b\x32\x17.callpilot.v1.EndOfCallH\x00R\tendOfCall\x12>\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x03 \x01(\x0b\x32 .callpilot.v1.SuggestionFeedbackH\x00R\x08\x66\x65\x65\x64\x62\x61\x63k\x12\x41\n\rtool_decision\x18\x04 \x01(\x0b\x32\x1a.callpilot.v1.ToolDecisionH\x00R\x0ctoolDecisionB\t\n\x07\x63ontrol\"C\n\x12StreamCallResponse\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x17.callpilot.v1.CallEventR\x05\x65vent\"P\n\x10WatchCallRequest\x12\x17\n\x07\x63\x61ll_id\x18\x01 \x01(\tR\x06\x63\x61llId\x12#\n\rfrom_sequence\x18\x02 \x01(\x03R\x0c\x66romSequence\"B\n\x11WatchCallResponse\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x17.callpilot.v1.CallEventR\x05\x65vent\"E\n\x11\x43reateCallRequest\x12\x30\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.callpilot.v1.CallConfigR\x06\x63onfig\"<\n\x12\x43reateCallResponse\x12&\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x12.callpilot.v1.CallR\x04\x63\x61ll\")\n\x0eGetCallRequest\x12\x17\n\x07\x63\x61ll_id\x18\x01 \x01(\tR\x06\x63\x61llId\"\xea\x01\n\nSuggestion\x12\x41\n\nsuggestion\x18\x01 \x01(\x0b\x32!.callpilot.v1.SuggestionCompletedR\nsuggestion\x12;\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x1e\n\nsuperseded\x18\x03 \x01(\x08R\nsuperseded\x12<\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x04 \x01(\x0b\x32 .callpilot.v1.SuggestionFeedbackR\x08\x66\x65\x65\x64\x62\x61\x63k\"\xa3\x02\n\x0fGetCallResponse\x12&\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x12.callpilot.v1.CallR\x04\x63\x61ll\x12>\n\ntranscript\x18\x02 \x03(\x0b\x32\x1e.callpilot.v1.TranscriptUpdateR\ntranscript\x12\x35\n\ntool_calls\x18\x03 \x03(\x0b\x32\x16.callpilot.v1.ToolCallR\ttoolCalls\x12:\n\x0bsuggestions\x18\x04 \x03(\x0b\x32\x18.callpilot.v1.SuggestionR\x0bsuggestions\x12\x35\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x1b.callpilot.v1.ContextUpdateR\x07\x63ontext\"}\n\x10ListCallsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x17.callpilot.v1.CallStateR\x05state\"e\n\x11ListCallsResponse\x12(\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x12.callpilot.v1.CallR\x05\x63\x61lls\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n\x0e\x45ndCallRequest\x12\x17\n\x07\x63\x61ll_id\x18\x01 \x01(\tR\x06\x63\x61llId\x12\x16\n\x06\x64\x65tail\x18\x02 \x01(\tR\x06\x64\x65tail\"9\n\x0f\x45ndCallResponse\x12&\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x12.callpilot.v1.CallR\x04\x63\x61ll\"\xaf\x01\n\x15SubmitFeedbackRequest\x12\x17\n\x07\x63\x61ll_id\x18\x01 \x01(\tR\x06\x63\x61llId\x12<\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x02 \x01(\x0b\x32 .callpilot.v1.SuggestionFeedbackR\x08\x66\x65\x65\x64\x62\x61\x63k\x12?\n\rtool_decision\x18\x03 \x01(\x0b\x32\x1a.callpilot.v1.ToolDecisionR\x0ctoolDecision\"\x87\x01\n\x16SubmitFeedbackResponse\x12\x38\n\nsuggestion\x18\x01 \x01(\x0b\x32\x18.callpilot.v1.SuggestionR\nsuggestion\x12\x33\n\ttool_call\x18\x02 \x01(\x0b\x32\x16.callpilot.v1.ToolCallR\x08toolCall*{\n\x0c\x46\x65\x65\x64\x62\x61\x63kKind\x12\x1d\n\x19\x46\x45\x45\x44\x42\x41\x43K_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46\x45\x45\x44\x42\x41\x43K_KIND_USED\x10\x01\x12\x1b\n\x17\x46\x45\x45\x44\x42\x41\x43K_KIND_DISMISSED\x10\x02\x12\x17\n\x13\x46\x45\x45\x44\x42\x41\x43K_KIND_RATED\x10\x03\x32\xc0\x04\n\rAssistService\x12S\n\nStreamCall\x12\x1f.callpilot.v1.StreamCallRequest\x1a .callpilot.v1.StreamCallResponse(\x01\x30\x01\x12N\n\tWatchCall\x12\x1e.callpilot.v1.WatchCallRequest\x1a\x1f.callpilot.v1.WatchCallResponse0\x01\x12O\n\nCreateCall\x12\x1f.callpilot.v1.CreateCallRequest\x1a .callpilot.v1.CreateCallResponse\x12\x46\n\x07GetCall\x12\x1c.callpilot.v1.GetCallRequest\x1a\x1d.callpilot.v1.GetCallResponse\x12L\n\tListCalls\x12\x1e.callpilot.v1.ListCallsRequest\x1a\x1f.callpilot.v1.ListCallsResponse\x12\x46\n\x07\x45ndCall\x12\x1c.callpilot.v1.EndCallRequest\x1a\x1d.callpilot.v1.EndCallResponse\x12[\n\x0eSubmitFeedback\x12#.callpilot.v1.SubmitFeedbackRequest\x1a$.callpilot.v1.SubmitFeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'callpilot.v1.assist_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FEEDBACKKIND']._serialized_start=2441
-  _globals['_FEEDBACKKIND']._serialized_end=2564
+  _globals['_FEEDBACKKIND']._serialized_start=2628
+  _globals['_FEEDBACKKIND']._serialized_end=2751
   _globals['_STREAMCALLREQUEST']._serialized_start=164
   _globals['_STREAMCALLREQUEST']._serialized_end=406
   _globals['_AUDIOCHUNK']._serialized_start=408
@@ -50,35 +50,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUGGESTIONFEEDBACK']._serialized_start=595
   _globals['_SUGGESTIONFEEDBACK']._serialized_end=750
   _globals['_CALLCONTROL']._serialized_start=753
-  _globals['_CALLCONTROL']._serialized_end=961
-  _globals['_STREAMCALLRESPONSE']._serialized_start=963
-  _globals['_STREAMCALLRESPONSE']._serialized_end=1030
-  _globals['_WATCHCALLREQUEST']._serialized_start=1032
-  _globals['_WATCHCALLREQUEST']._serialized_end=1112
-  _globals['_WATCHCALLRESPONSE']._serialized_start=1114
-  _globals['_WATCHCALLRESPONSE']._serialized_end=1180
-  _globals['_CREATECALLREQUEST']._serialized_start=1182
-  _globals['_CREATECALLREQUEST']._serialized_end=1251
-  _globals['_CREATECALLRESPONSE']._serialized_start=1253
-  _globals['_CREATECALLRESPONSE']._serialized_end=1313
-  _globals['_GETCALLREQUEST']._serialized_start=1315
-  _globals['_GETCALLREQUEST']._serialized_end=1356
-  _globals['_SUGGESTION']._serialized_start=1359
-  _globals['_SUGGESTION']._serialized_end=1593
-  _globals['_GETCALLRESPONSE']._serialized_start=1596
-  _globals['_GETCALLRESPONSE']._serialized_end=1887
-  _globals['_LISTCALLSREQUEST']._serialized_start=1889
-  _globals['_LISTCALLSREQUEST']._serialized_end=2014
-  _globals['_LISTCALLSRESPONSE']._serialized_start=2016
-  _globals['_LISTCALLSRESPONSE']._serialized_end=2117
-  _globals['_ENDCALLREQUEST']._serialized_start=2119
-  _globals['_ENDCALLREQUEST']._serialized_end=2184
-  _globals['_ENDCALLRESPONSE']._serialized_start=2186
-  _globals['_ENDCALLRESPONSE']._serialized_end=2243
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=2245
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=2355
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=2357
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=2439
-  _globals['_ASSISTSERVICE']._serialized_start=2567
-  _globals['_ASSISTSERVICE']._serialized_end=3143
+  _globals['_CALLCONTROL']._serialized_end=1028
+  _globals['_STREAMCALLRESPONSE']._serialized_start=1030
+  _globals['_STREAMCALLRESPONSE']._serialized_end=1097
+  _globals['_WATCHCALLREQUEST']._serialized_start=1099
+  _globals['_WATCHCALLREQUEST']._serialized_end=1179
+  _globals['_WATCHCALLRESPONSE']._serialized_start=1181
+  _globals['_WATCHCALLRESPONSE']._serialized_end=1247
+  _globals['_CREATECALLREQUEST']._serialized_start=1249
+  _globals['_CREATECALLREQUEST']._serialized_end=1318
+  _globals['_CREATECALLRESPONSE']._serialized_start=1320
+  _globals['_CREATECALLRESPONSE']._serialized_end=1380
+  _globals['_GETCALLREQUEST']._serialized_start=1382
+  _globals['_GETCALLREQUEST']._serialized_end=1423
+  _globals['_SUGGESTION']._serialized_start=1426
+  _globals['_SUGGESTION']._serialized_end=1660
+  _globals['_GETCALLRESPONSE']._serialized_start=1663
+  _globals['_GETCALLRESPONSE']._serialized_end=1954
+  _globals['_LISTCALLSREQUEST']._serialized_start=1956
+  _globals['_LISTCALLSREQUEST']._serialized_end=2081
+  _globals['_LISTCALLSRESPONSE']._serialized_start=2083
+  _globals['_LISTCALLSRESPONSE']._serialized_end=2184
+  _globals['_ENDCALLREQUEST']._serialized_start=2186
+  _globals['_ENDCALLREQUEST']._serialized_end=2251
+  _globals['_ENDCALLRESPONSE']._serialized_start=2253
+  _globals['_ENDCALLRESPONSE']._serialized_end=2310
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=2313
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=2488
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=2491
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=2626
+  _globals['_ASSISTSERVICE']._serialized_start=2754
+  _globals['_ASSISTSERVICE']._serialized_end=3330
 # @@protoc_insertion_point(module_scope)

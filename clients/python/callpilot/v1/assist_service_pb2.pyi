@@ -233,6 +233,7 @@ class CallControl(_message.Message):
     SUGGEST_NOW_FIELD_NUMBER: _builtins.int
     END_OF_CALL_FIELD_NUMBER: _builtins.int
     FEEDBACK_FIELD_NUMBER: _builtins.int
+    TOOL_DECISION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def suggest_now(self) -> Global___SuggestNow:
         """Produce a suggestion now."""
@@ -245,18 +246,23 @@ class CallControl(_message.Message):
     def feedback(self) -> Global___SuggestionFeedback:
         """Feedback on a suggestion."""
 
+    @_builtins.property
+    def tool_decision(self) -> _events_pb2.ToolDecision:
+        """The agent's decision about a proposed write tool (e.g. create_ticket)."""
+
     def __init__(
         self,
         *,
         suggest_now: Global___SuggestNow | None = ...,
         end_of_call: Global___EndOfCall | None = ...,
         feedback: Global___SuggestionFeedback | None = ...,
+        tool_decision: _events_pb2.ToolDecision | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "end_of_call", b"end_of_call", "feedback", b"feedback", "suggest_now", b"suggest_now"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "end_of_call", b"end_of_call", "feedback", b"feedback", "suggest_now", b"suggest_now", "tool_decision", b"tool_decision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "end_of_call", b"end_of_call", "feedback", b"feedback", "suggest_now", b"suggest_now"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "end_of_call", b"end_of_call", "feedback", b"feedback", "suggest_now", b"suggest_now", "tool_decision", b"tool_decision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_control: _TypeAlias = _typing.Literal["suggest_now", "end_of_call", "feedback"]  # noqa: Y015
+    _WhichOneofReturnType_control: _TypeAlias = _typing.Literal["suggest_now", "end_of_call", "feedback", "tool_decision"]  # noqa: Y015
     _WhichOneofArgType_control: _TypeAlias = _typing.Literal["control", b"control"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_control) -> _WhichOneofReturnType_control | None: ...
 
@@ -612,21 +618,27 @@ class SubmitFeedbackRequest(_message.Message):
 
     CALL_ID_FIELD_NUMBER: _builtins.int
     FEEDBACK_FIELD_NUMBER: _builtins.int
+    TOOL_DECISION_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
-    """The call the suggestion belongs to. Required."""
+    """The call the suggestion or tool call belongs to. Required."""
     @_builtins.property
     def feedback(self) -> Global___SuggestionFeedback:
-        """The feedback."""
+        """Feedback on a suggestion. Set exactly one of `feedback` and `tool_decision`."""
+
+    @_builtins.property
+    def tool_decision(self) -> _events_pb2.ToolDecision:
+        """A decision about a proposed write tool; only while the call is live."""
 
     def __init__(
         self,
         *,
         call_id: _builtins.str = ...,
         feedback: Global___SuggestionFeedback | None = ...,
+        tool_decision: _events_pb2.ToolDecision | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["feedback", b"feedback"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["feedback", b"feedback", "tool_decision", b"tool_decision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "feedback", b"feedback"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "feedback", b"feedback", "tool_decision", b"tool_decision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -639,18 +651,24 @@ class SubmitFeedbackResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SUGGESTION_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def suggestion(self) -> Global___Suggestion:
-        """The suggestion with the feedback applied."""
+        """The suggestion with the feedback applied (for `feedback`)."""
+
+    @_builtins.property
+    def tool_call(self) -> _events_pb2.ToolCall:
+        """The tool call as decided (for `tool_decision`)."""
 
     def __init__(
         self,
         *,
         suggestion: Global___Suggestion | None = ...,
+        tool_call: _events_pb2.ToolCall | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["suggestion", b"suggestion"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["suggestion", b"suggestion", "tool_call", b"tool_call"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["suggestion", b"suggestion"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["suggestion", b"suggestion", "tool_call", b"tool_call"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

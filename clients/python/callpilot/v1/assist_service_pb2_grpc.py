@@ -128,7 +128,9 @@ class AssistServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SubmitFeedback(self, request, context):
-        """Records what the agent did with a suggestion.
+        """Records what the agent did with a suggestion, or decides a proposed
+        write tool (confirm, revise, cancel) from outside the call stream, e.g.
+        from the agent app or a CRM.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -58,7 +58,10 @@ class AssistServiceStub:
     EndCall: _grpc.UnaryUnaryMultiCallable[_assist_service_pb2.EndCallRequest, _assist_service_pb2.EndCallResponse]
     """Ends a call. Idempotent: ending an ended call returns it unchanged."""
     SubmitFeedback: _grpc.UnaryUnaryMultiCallable[_assist_service_pb2.SubmitFeedbackRequest, _assist_service_pb2.SubmitFeedbackResponse]
-    """Records what the agent did with a suggestion."""
+    """Records what the agent did with a suggestion, or decides a proposed
+    write tool (confirm, revise, cancel) from outside the call stream, e.g.
+    from the agent app or a CRM.
+    """
 
 @_typing.type_check_only
 class AssistServiceAsyncStub(AssistServiceStub):
@@ -90,7 +93,10 @@ class AssistServiceAsyncStub(AssistServiceStub):
     EndCall: _aio.UnaryUnaryMultiCallable[_assist_service_pb2.EndCallRequest, _assist_service_pb2.EndCallResponse]  # type: ignore[assignment]
     """Ends a call. Idempotent: ending an ended call returns it unchanged."""
     SubmitFeedback: _aio.UnaryUnaryMultiCallable[_assist_service_pb2.SubmitFeedbackRequest, _assist_service_pb2.SubmitFeedbackResponse]  # type: ignore[assignment]
-    """Records what the agent did with a suggestion."""
+    """Records what the agent did with a suggestion, or decides a proposed
+    write tool (confirm, revise, cancel) from outside the call stream, e.g.
+    from the agent app or a CRM.
+    """
 
 class AssistServiceServicer(metaclass=_abc_1.ABCMeta):
     """Live assistance for calls: audio and text in, transcript, context, tool
@@ -161,6 +167,9 @@ class AssistServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _assist_service_pb2.SubmitFeedbackRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_assist_service_pb2.SubmitFeedbackResponse, _abc.Awaitable[_assist_service_pb2.SubmitFeedbackResponse]]:
-        """Records what the agent did with a suggestion."""
+        """Records what the agent did with a suggestion, or decides a proposed
+        write tool (confirm, revise, cancel) from outside the call stream, e.g.
+        from the agent app or a CRM.
+        """
 
 def add_AssistServiceServicer_to_server(servicer: AssistServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -169,6 +169,12 @@ class _ToolCallStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ToolCa
     """The tool ran and returned a result."""
     TOOL_CALL_STATUS_FAILED: _ToolCallStatus.ValueType  # 2
     """The tool ran and failed or found nothing; see `error`."""
+    TOOL_CALL_STATUS_PENDING_CONFIRMATION: _ToolCallStatus.ValueType  # 3
+    """A write tool the assistant proposed; it runs only when the agent
+    confirms (or revises) it with a `ToolDecision`.
+    """
+    TOOL_CALL_STATUS_CANCELLED: _ToolCallStatus.ValueType  # 4
+    """The agent cancelled a proposed write tool, or the call ended before a decision."""
 
 class ToolCallStatus(_ToolCallStatus, metaclass=_ToolCallStatusEnumTypeWrapper):
     """Outcome of a tool call."""
@@ -179,7 +185,41 @@ TOOL_CALL_STATUS_SUCCEEDED: ToolCallStatus.ValueType  # 1
 """The tool ran and returned a result."""
 TOOL_CALL_STATUS_FAILED: ToolCallStatus.ValueType  # 2
 """The tool ran and failed or found nothing; see `error`."""
+TOOL_CALL_STATUS_PENDING_CONFIRMATION: ToolCallStatus.ValueType  # 3
+"""A write tool the assistant proposed; it runs only when the agent
+confirms (or revises) it with a `ToolDecision`.
+"""
+TOOL_CALL_STATUS_CANCELLED: ToolCallStatus.ValueType  # 4
+"""The agent cancelled a proposed write tool, or the call ended before a decision."""
 Global___ToolCallStatus: _TypeAlias = ToolCallStatus  # noqa: Y015
+
+class _ToolDecisionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ToolDecisionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ToolDecisionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TOOL_DECISION_KIND_UNSPECIFIED: _ToolDecisionKind.ValueType  # 0
+    """Not set; rejected."""
+    TOOL_DECISION_KIND_CONFIRM: _ToolDecisionKind.ValueType  # 1
+    """Run it with the proposed arguments."""
+    TOOL_DECISION_KIND_REVISE: _ToolDecisionKind.ValueType  # 2
+    """Run it with `arguments` instead of the proposed ones."""
+    TOOL_DECISION_KIND_CANCEL: _ToolDecisionKind.ValueType  # 3
+    """Do not run it."""
+
+class ToolDecisionKind(_ToolDecisionKind, metaclass=_ToolDecisionKindEnumTypeWrapper):
+    """What the agent decided about a proposed write tool."""
+
+TOOL_DECISION_KIND_UNSPECIFIED: ToolDecisionKind.ValueType  # 0
+"""Not set; rejected."""
+TOOL_DECISION_KIND_CONFIRM: ToolDecisionKind.ValueType  # 1
+"""Run it with the proposed arguments."""
+TOOL_DECISION_KIND_REVISE: ToolDecisionKind.ValueType  # 2
+"""Run it with `arguments` instead of the proposed ones."""
+TOOL_DECISION_KIND_CANCEL: ToolDecisionKind.ValueType  # 3
+"""Do not run it."""
+Global___ToolDecisionKind: _TypeAlias = ToolDecisionKind  # noqa: Y015
 
 class _SourceKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -580,6 +620,42 @@ class ContextUpdate(_message.Message):
 Global___ContextUpdate: _TypeAlias = ContextUpdate  # noqa: Y015
 
 @_typing.final
+class ToolDecision(_message.Message):
+    """The agent's decision about one proposed tool call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOOL_CALL_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    tool_call_id: _builtins.str
+    """The proposed call's `tool_call_id`. Required."""
+    kind: Global___ToolDecisionKind.ValueType
+    """Confirm, revise or cancel. Required."""
+    comment: _builtins.str
+    """Optional note from the agent, kept with the call."""
+    @_builtins.property
+    def arguments(self) -> _struct_pb2.Struct:
+        """For REVISE: the arguments to run with (the tool's JSON schema applies)."""
+
+    def __init__(
+        self,
+        *,
+        tool_call_id: _builtins.str = ...,
+        kind: Global___ToolDecisionKind.ValueType = ...,
+        arguments: _struct_pb2.Struct | None = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "comment", b"comment", "kind", b"kind", "tool_call_id", b"tool_call_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolDecision: _TypeAlias = ToolDecision  # noqa: Y015
+
+@_typing.final
 class ToolCall(_message.Message):
     """A tool the assistant ran (customer, order, policy or knowledge lookup)."""
 
@@ -593,6 +669,7 @@ class ToolCall(_message.Message):
     DURATION_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     TRIGGER_SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
     tool_call_id: _builtins.str
     """Unique id of this call within the call."""
     tool_name: _builtins.str
@@ -615,6 +692,12 @@ class ToolCall(_message.Message):
     def duration(self) -> _duration_pb2.Duration:
         """How long it took."""
 
+    @_builtins.property
+    def decision(self) -> Global___ToolDecision:
+        """For write tools: the agent's decision, once made. A decided call is
+        sent again with the same `tool_call_id` and its final status.
+        """
+
     def __init__(
         self,
         *,
@@ -626,10 +709,11 @@ class ToolCall(_message.Message):
         duration: _duration_pb2.Duration | None = ...,
         status: Global___ToolCallStatus.ValueType = ...,
         trigger_segment_id: _builtins.str = ...,
+        decision: Global___ToolDecision | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "duration", b"duration", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "decision", b"decision", "duration", b"duration", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "duration", b"duration", "error", b"error", "result", b"result", "status", b"status", "tool_call_id", b"tool_call_id", "tool_name", b"tool_name", "trigger_segment_id", b"trigger_segment_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "decision", b"decision", "duration", b"duration", "error", b"error", "result", b"result", "status", b"status", "tool_call_id", b"tool_call_id", "tool_name", b"tool_name", "trigger_segment_id", b"trigger_segment_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

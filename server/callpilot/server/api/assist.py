@@ -13,9 +13,9 @@ import grpc
 from callpilot.server import metrics
 from callpilot.server.api.status import abort, abort_internal, streaming, unary
 from callpilot.server.bus import InProcessBus, Lagged, Subscription
-from callpilot.server.errors import CallpilotError, InvalidArgument, NotFound, Violation
+from callpilot.server.errors import CallpilotError, FailedPrecondition, InvalidArgument, NotFound, Violation
 from callpilot.server.manager import SessionManager, validate_call_id
-from callpilot.server.session import CallSession
+from callpilot.server.session import CallSession, validate_decision
 from callpilot.v1 import assist_service_pb2 as pb
 from callpilot.v1 import assist_service_pb2_grpc as pb_grpc
 from callpilot.v1 import call_pb2, events_pb2
@@ -169,6 +169,13 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
         elif which == "feedback":
             _validate_feedback(control.feedback, "control.feedback")
             await session.record_feedback(control.feedback)
+        elif which == "tool_decision":
+            validate_decision(control.tool_decision, "control.tool_decision")
+            try:
+                await session.decide_tool(control.tool_decision)
+            except (NotFound, FailedPrecondition) as err:
+                # A stale or repeated decision must not end the call: say so instead.
+                await session.notice(events_pb2.NOTICE_LEVEL_WARNING, err.reason, err.message)
         else:
             raise InvalidArgument(
                 Violation("control", "empty control: set suggest_now, end_of_call or feedback", "REQUIRED")
@@ -282,6 +289,27 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
         self, request: pb.SubmitFeedbackRequest, context: Ctx
     ) -> pb.SubmitFeedbackResponse:
         validate_call_id(request.call_id)
+        has_feedback, has_decision = request.HasField("feedback"), request.HasField("tool_decision")
+        if has_feedback == has_decision:
+            raise InvalidArgument(
+                Violation("feedback", "set exactly one of feedback and tool_decision", "ONE_OF_REQUIRED")
+            )
+        if has_decision:
+            validate_decision(request.tool_decision)
+            live = self._manager.sessions.get(request.call_id)
+            if live is None:
+                if await self._store.get_call(request.call_id) is None:
+                    raise NotFound(
+                        f"call {request.call_id!r} does not exist",
+                        reason="CALL_NOT_FOUND",
+                        metadata={"call_id": request.call_id},
+                    )
+                raise FailedPrecondition(
+                    f"call {request.call_id!r} is not live; proposals still waiting were cancelled when it ended",
+                    reason="CALL_NOT_LIVE",
+                    metadata={"call_id": request.call_id},
+                )
+            return pb.SubmitFeedbackResponse(tool_call=await live.decide_tool(request.tool_decision))
         _validate_feedback(request.feedback, "feedback")
         session = self._manager.sessions.get(request.call_id)
         if session is not None:

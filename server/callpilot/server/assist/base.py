@@ -50,7 +50,12 @@ class AssistRequest:
     query: str = ""
 
 
-AssistOutput = events_pb2.ToolCall | events_pb2.SuggestionDelta | events_pb2.SuggestionCompleted
+# A Notice tells the agent something about this turn (e.g. "the language model
+# timed out; this suggestion comes from the built-in assistant"); the session
+# stores it as a durable `notice` event.
+AssistOutput = (
+    events_pb2.ToolCall | events_pb2.SuggestionDelta | events_pb2.SuggestionCompleted | events_pb2.Notice
+)
 
 
 class Assistant(ABC):

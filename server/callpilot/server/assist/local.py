@@ -60,6 +60,13 @@ _HOW_TO_RE = re.compile(
     r"|\bis there a way\b|\bwhy (?:does|doesn't|won't|is|isn't)\b",
     re.IGNORECASE,
 )
+# An explicit request for a ticket or a complaint on record: the one write
+# the local engine proposes (the agent confirms it before anything changes).
+_TICKET_RE = re.compile(
+    r"\b(?:open|raise|file|log|create|make|start)\b(?:\W+\w+){0,3}?\W+(?:ticket|complaint|case)\b"
+    r"|\bescalate\b",
+    re.IGNORECASE,
+)
 _WARRANTY_RE = re.compile(r"\bwarrant(?:y|ies)\b|\bguarantee\w*", re.IGNORECASE)
 _SLA_RE = re.compile(
     r"\bsla\b|\bresponse time\b|\bresolution time\b|\bhow long (?:will|does|do|would) (?:it|this|that|you)\b"
@@ -71,7 +78,9 @@ _DAYS_RE = re.compile(r"\b(\d{1,3})(?:[- ]|\s+calendar\s+|\s+)days?\b", re.IGNOR
 # A stated range ("card refunds then take 5-7 business days") is how long the
 # customer waits for their money; a single figure elsewhere in the text is
 # often an internal step ("we inspect it within 2 business days").
-_BUSINESS_DAYS_RANGE_RE = re.compile(r"\b(\d{1,2})\s*(?:\u2013|-|to)\s*(\d{1,2})\s+business days\b", re.IGNORECASE)
+_BUSINESS_DAYS_RANGE_RE = re.compile(
+    r"\b(\d{1,2})\s*(?:\u2013|-|to)\s*(\d{1,2})\s+business days\b", re.IGNORECASE
+)
 _BUSINESS_DAYS_RE = re.compile(r"\b(\d{1,2})\s+business days\b", re.IGNORECASE)
 _ORDER_TOPICS = (_T.TOPIC_REFUND, _T.TOPIC_RETURN, _T.TOPIC_SHIPPING, _T.TOPIC_CANCELLATION, _T.TOPIC_BILLING)
 _CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£"}
@@ -267,12 +276,22 @@ class LocalAssistant(Assistant):
         memory = self._memory(request.state.call_id)
         plan = self._plan(request, memory.customer)
         facts = _Facts()
+        proposed: list[events_pb2.ToolCall] = []
         for name, arguments in plan.calls:
             call = await self._toolbox.run(name, arguments, trigger_segment_id=trigger_segment_id)
+            if call.status == events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION:
+                proposed.append(call)
+                yield call
+                continue
             facts.absorb(call, arguments)
             memory.record(call, arguments, facts)
             yield call
         text, sources = self._compose(request, plan, facts, memory.customer)
+        if proposed:
+            subjects = "; ".join(f"\u201c{c.arguments['subject']}\u201d" for c in proposed)
+            text = (
+                f"{text} I have drafted a support ticket ({subjects}) \u2014 confirm it to file it.".strip()
+            )
         pieces = self._chunks(text)
         for i, piece in enumerate(pieces):
             yield events_pb2.SuggestionDelta(suggestion_id=request.suggestion_id, text=piece)
@@ -349,6 +368,13 @@ class LocalAssistant(Assistant):
             policy_types.append("sla")
         for kind in dict.fromkeys(policy_types):
             calls.append(("check_policy", {"policy_type": kind}))
+        if known is not None and request.trigger is not None and _TICKET_RE.search(text):
+            calls.append(
+                (
+                    "create_ticket",
+                    {"customer_id": known.customer_id, "subject": _ticket_subject(text, order_number)},
+                )
+            )
 
         # The knowledge base answers how-to and troubleshooting questions; a refund for
         # something that "arrived broken" is answered by the order and the policies.
@@ -599,3 +625,10 @@ def _mentioned(entities: Iterable[events_pb2.Entity]) -> list[str]:
         events_pb2.ENTITY_TYPE_PHONE_NUMBER: "phone",
     }
     return [f"{names[e.type]} {e.value}" for e in entities if e.type in names]
+
+
+def _ticket_subject(text: str, order_number: str) -> str:
+    """A one-line subject from the customer's own words (already redacted)."""
+    words = " ".join(_PLACEHOLDER_RE.sub(" ", text).split())
+    subject = words if len(words) <= 100 else words[:99].rsplit(" ", 1)[0] + "\u2026"
+    return f"Order {order_number}: {subject}" if order_number else subject

@@ -27,7 +27,7 @@ from callpilot.v1 import directory_pb2, events_pb2
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 
-from ..directory import Directory
+from ..directory import Directory, DirectoryWriter
 from ..errors import CallpilotError
 
 __all__ = ["POLICY_TYPES", "TOOL_SPECS", "ToolBox", "ToolError", "message_to_dict", "result_dict"]
@@ -111,7 +111,33 @@ TOOL_SPECS: list[dict[str, Any]] = [
         },
     },
 ]
-"""Function-calling schemas of the tools, in the order of `assist.base.TOOL_NAMES`."""
+"""Function-calling schemas of the read tools, in the order of `assist.base.TOOL_NAMES`."""
+
+WRITE_TOOL_SPECS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "create_ticket",
+            "description": (
+                "Open a support ticket for the customer. This changes company records, so it is only "
+                "proposed: it runs when the agent confirms it. Say in your suggestion what you prepared."
+            ),
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "customer_id": {"type": "string", "description": "The customer's id, e.g. C-1001."},
+                    "subject": {"type": "string", "description": "One line: what the ticket is about."},
+                },
+                "required": ["customer_id", "subject"],
+                "additionalProperties": False,
+            },
+        },
+    },
+]
+"""Tools that change records: proposed as PENDING_CONFIRMATION, run on the agent's decision."""
+
+WRITE_TOOLS = frozenset(spec["function"]["name"] for spec in WRITE_TOOL_SPECS)
+AWAITING_CONFIRMATION = {"status": "awaiting_agent_confirmation"}
 
 
 class ToolError(Exception):
@@ -159,13 +185,22 @@ class ToolBox:
         directory delays a suggestion by a bounded amount."""
         self._directory = directory
         self._timeout = timeout
-        self.specs = TOOL_SPECS
+        self.specs = TOOL_SPECS + WRITE_TOOL_SPECS
         self._tools: dict[str, Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]] = {
             "lookup_customer": self._lookup_customer,
             "get_order_details": self._get_order_details,
             "check_policy": self._check_policy,
             "search_knowledge": self._search_knowledge,
+            "create_ticket": self._create_ticket,
         }
+        self._validators: dict[str, Callable[[Mapping[str, Any]], None]] = {
+            "create_ticket": self._validate_create_ticket,
+        }
+
+    @staticmethod
+    def requires_confirmation(name: str) -> bool:
+        """True for tools that change records (they wait for the agent)."""
+        return name in WRITE_TOOLS
 
     @property
     def names(self) -> list[str]:
@@ -173,11 +208,22 @@ class ToolBox:
         return list(self._tools)
 
     async def run(
-        self, name: str, arguments: dict[str, Any], *, trigger_segment_id: str = ""
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        trigger_segment_id: str = "",
+        confirmed: bool = False,
+        tool_call_id: str = "",
     ) -> events_pb2.ToolCall:
-        """Run one tool and return its record, SUCCEEDED or FAILED."""
+        """Run one tool and return its record, SUCCEEDED or FAILED.
+
+        A write tool is only proposed (PENDING_CONFIRMATION, arguments checked,
+        nothing changed) unless `confirmed`: the session passes that once the
+        agent has confirmed the proposal, with the proposal's `tool_call_id`.
+        """
         call = events_pb2.ToolCall(
-            tool_call_id=f"tool-{uuid.uuid4().hex}",
+            tool_call_id=tool_call_id or f"tool-{uuid.uuid4().hex}",
             tool_name=name,
             trigger_segment_id=trigger_segment_id,
         )
@@ -189,6 +235,11 @@ class ToolBox:
             tool = self._tools.get(name)
             if tool is None:
                 raise ToolError(f"unknown tool {name!r}; available: {', '.join(self._tools)}")
+            if name in WRITE_TOOLS and not confirmed:
+                self._validators[name](arguments)
+                call.result.CopyFrom(_struct(AWAITING_CONFIRMATION))
+                call.status = events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION
+                return call
             async with asyncio.timeout(self._timeout):
                 result = await tool(arguments)
             call.result.CopyFrom(_struct(result))
@@ -239,6 +290,24 @@ class ToolBox:
             raise ToolError(
                 f"unexpected argument(s) {', '.join(map(repr, unknown))}; expected {', '.join(allowed)}"
             )
+
+    def _validate_create_ticket(self, arguments: Mapping[str, Any]) -> None:
+        self._reject_unknown(arguments, ("customer_id", "subject"))
+        _string_arg(arguments, "customer_id", required=True)
+        subject = _string_arg(arguments, "subject", required=True)
+        if len(subject) > 500:
+            raise ToolError("subject must be at most 500 characters")
+        if not isinstance(self._directory, DirectoryWriter):
+            raise ToolError("this directory is read-only; tickets cannot be created here")
+
+    async def _create_ticket(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        self._validate_create_ticket(arguments)
+        assert isinstance(self._directory, DirectoryWriter)
+        ticket = await self._directory.create_ticket(
+            _string_arg(arguments, "customer_id", required=True),
+            _string_arg(arguments, "subject", required=True),
+        )
+        return {"ticket": message_to_dict(ticket)}
 
     async def _lookup_customer(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         self._reject_unknown(arguments, ("customer_id", "email", "phone", "name"))

@@ -16,10 +16,11 @@ import asyncio
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -381,6 +382,36 @@ class Store:
             ).all()
         return [convert.ticket(r) for r in rows]
 
+    async def create_ticket(self, customer_id: str, subject: str) -> directory_pb2.Ticket:
+        """Open a support ticket: the write behind the assistant's create_ticket tool,
+        which runs only after the agent confirms it."""
+        customer_id, subject = customer_id.strip(), " ".join(subject.split())
+        if not subject:
+            raise InvalidArgument(Violation("subject", "a ticket needs a subject"))
+        if len(subject) > 500:
+            raise InvalidArgument(Violation("subject", "at most 500 characters"))
+        if await self.get_customer(customer_id) is None:
+            raise NotFound(f"no customer with id {customer_id!r}", reason="CUSTOMER_NOT_FOUND")
+        now = datetime.now(UTC)
+        ticket_id = f"T-{uuid.uuid4().hex[:8].upper()}"
+        async with self._write() as conn:
+            await conn.execute(
+                schema.tickets.insert().values(
+                    tenant_id=self._tenant,
+                    ticket_id=ticket_id,
+                    customer_id=customer_id,
+                    subject=subject,
+                    status="open",
+                    create_time=now,
+                    updated_at=now,
+                )
+            )
+        ticket = directory_pb2.Ticket(
+            ticket_id=ticket_id, customer_id=customer_id, subject=subject, status="open"
+        )
+        ticket.create_time.FromDatetime(now)
+        return ticket
+
     async def get_order(self, order_number: str) -> directory_pb2.Order | None:
         """`order_number` with spaces, dashes and a leading '#' ignored."""
         number = normalize_order_number(order_number)
@@ -641,7 +672,13 @@ class Store:
         elif kind == "tool_call":
             tool = event.tool_call
             tool_call_id = tool.tool_call_id or f"#{event.sequence}"
-            try:
+            t = schema.tool_calls.c
+            where = and_(
+                t.tenant_id == key["tenant_id"], t.call_id == event.call_id, t.tool_call_id == tool_call_id
+            )
+            existing = (await conn.execute(select(t.status).where(where))).scalar_one_or_none()
+            pending = int(events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION)
+            if existing is None:
                 await conn.execute(
                     schema.tool_calls.insert().values(
                         **key,
@@ -651,10 +688,18 @@ class Store:
                         data=tool.SerializeToString(deterministic=True),
                     )
                 )
-            except IntegrityError as exc:
+            elif existing == pending and tool.status != events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION:
+                # A proposed write tool is recorded again once the agent decides
+                # it: the row keeps its place and takes the final state.
+                await conn.execute(
+                    update(schema.tool_calls)
+                    .where(where)
+                    .values(status=int(tool.status), data=tool.SerializeToString(deterministic=True))
+                )
+            else:
                 raise AlreadyExists(
                     f'tool call "{tool_call_id}" of call "{event.call_id}" was already recorded'
-                ) from exc
+                )
         elif kind == "suggestion_completed":
             suggestion = event.suggestion_completed
             try:
