@@ -10,10 +10,11 @@ from prometheus_client import Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0)
 
+# Decoding and resampling a chunk takes tens of microseconds: finer buckets.
 FRAME_TO_STT = Histogram(
     "callpilot_frame_to_stt_seconds",
     "Audio chunk received by the server to samples handed to the STT stream",
-    buckets=_LATENCY_BUCKETS,
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 SPEECH_END_TO_FINAL = Histogram(
     "callpilot_speech_end_to_final_seconds",
