@@ -26,3 +26,5 @@ gen: setup
 
 bench: setup-test
 	.venv/bin/python tests/benchmarks/pipeline.py
+	.venv/bin/python tests/benchmarks/providers_overhead.py
+	.venv/bin/python tests/benchmarks/webrtc_gateway.py

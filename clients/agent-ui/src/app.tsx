@@ -1,0 +1,51 @@
+import { CallList } from "./components/CallList";
+import { CallView } from "./components/CallView";
+import { RecordView } from "./components/Records";
+import { linkHandler, useRoute } from "./router";
+
+export function App() {
+  const route = useRoute();
+  return (
+    <>
+      <a class="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header class="app-header">
+        <a class="brand" href="/" onClick={linkHandler("/")}>
+          <span class="brand-mark" aria-hidden="true">
+            ◆
+          </span>{" "}
+          Callpilot <span class="brand-sub">agent desk</span>
+        </a>
+        <nav class="app-nav" aria-label="Main">
+          <a href="/" onClick={linkHandler("/")}>
+            Calls
+          </a>
+          <a href="/answer" title="Answer a waiting call with your microphone (WebRTC)">
+            Answer a call
+          </a>
+        </nav>
+      </header>
+      <main id="main" class="app-main" tabIndex={-1}>
+        {route.name === "calls" && <CallList />}
+        {route.name === "call" && <CallView key={route.callId} callId={route.callId} />}
+        {route.name === "record" && (
+          <div class="record-page panel">
+            <a href="/" onClick={linkHandler("/")}>
+              ← Calls
+            </a>
+            <RecordView kind={route.kind} id={route.id} title={new URLSearchParams(window.location.search).get("title") ?? ""} />
+          </div>
+        )}
+        {route.name === "notFound" && (
+          <div class="panel">
+            <h1>Page not found</h1>
+            <p>
+              Nothing lives at <code>{route.path}</code>. <a href="/">Back to the calls.</a>
+            </p>
+          </div>
+        )}
+      </main>
+    </>
+  );
+}

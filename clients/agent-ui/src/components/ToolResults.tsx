@@ -1,0 +1,150 @@
+import { useState } from "preact/hooks";
+import {
+  type JsonObject,
+  type JsonValue,
+  type ToolCall,
+  ToolCallStatus,
+  ToolDecisionKind,
+  describeError,
+} from "@callpilot/sdk";
+import { client } from "../api";
+import { formatDuration, formatMoney, jsonSummary, toolLabel } from "../format";
+
+/** The lookups the assistant ran, newest first, as compact cards. */
+export function ToolResults({ callId, tools, live }: { callId: string; tools: readonly ToolCall[]; live: boolean }) {
+  const newest = [...tools].reverse();
+  return (
+    <section class="panel tools-panel" aria-labelledby="tools-title">
+      <h2 id="tools-title" class="panel-title">
+        Lookups
+      </h2>
+      {newest.length === 0 && <p class="empty">The assistant's lookups (orders, policies, articles) show here.</p>}
+      <div class="tool-cards">
+        {newest.map((t) => (
+          <ToolCard key={t.toolCallId} callId={callId} tool={t} live={live} />
+        ))}
+      </div>
+    </section>
+  );
+}
+
+function humanKey(key: string): string {
+  const text = key.replace(/_/g, " ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+// Shown first when present; ids already in the arguments and long text are left out.
+const FIRST = ["name", "title", "status", "total", "tier", "items", "orders", "tickets", "hits"];
+const SKIP = new Set(["body", "snippet", "currency_code", "type"]);
+
+/** The interesting fields of a result: unwrap {"order": {...}}, keep scalars, summarise lists. */
+function resultRows(result: JsonObject | undefined, args: JsonObject | undefined): [string, string][] {
+  if (result === undefined) {
+    return [];
+  }
+  let body: JsonObject = result;
+  const keys = Object.keys(result);
+  const only = keys.length === 1 && keys[0] !== undefined ? result[keys[0]] : undefined;
+  if (only !== undefined && only !== null && typeof only === "object" && !Array.isArray(only)) {
+    body = only;
+  }
+  const argValues = new Set(Object.values(args ?? {}).map((v) => String(v)));
+  const entries = Object.entries(body).filter(
+    ([key, value]) => !SKIP.has(key) && !(typeof value === "string" && argValues.has(value)),
+  );
+  const rank = (key: string): number => {
+    const i = FIRST.indexOf(key);
+    return i === -1 ? FIRST.length : i;
+  };
+  entries.sort((a, b) => rank(a[0]) - rank(b[0]));
+  const currency = typeof body["currency_code"] === "string" ? body["currency_code"] : "";
+  return entries.slice(0, 6).map(([key, value]) => {
+    const text = key === "total" && typeof value === "string" ? formatMoney(value, currency) : jsonSummary(value as JsonValue);
+    return [humanKey(key), text];
+  });
+}
+
+/** The first sentence of a policy's or article's text. */
+function resultExcerpt(result: JsonObject | undefined): string {
+  const values = Object.values(result ?? {});
+  const inner = values.length === 1 ? values[0] : undefined;
+  const record = inner !== null && typeof inner === "object" && !Array.isArray(inner) ? inner : result;
+  const body = record?.["body"];
+  if (typeof body !== "string" || body === "") {
+    return "";
+  }
+  const sentence = body.split(/(?<=[.!?])\s/)[0] ?? body;
+  return sentence.length > 160 ? `${sentence.slice(0, 157)}…` : sentence;
+}
+
+const STATUS: Record<number, { label: string; badge: string }> = {
+  [ToolCallStatus.SUCCEEDED]: { label: "ok", badge: "badge-good" },
+  [ToolCallStatus.FAILED]: { label: "failed", badge: "badge-bad" },
+  [ToolCallStatus.PENDING_CONFIRMATION]: { label: "needs you", badge: "badge-warn" },
+  [ToolCallStatus.CANCELLED]: { label: "cancelled", badge: "" },
+};
+
+function ToolCard({ callId, tool, live }: { callId: string; tool: ToolCall; live: boolean }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState("");
+  const failed = tool.status === ToolCallStatus.FAILED;
+  const pending = tool.status === ToolCallStatus.PENDING_CONFIRMATION;
+  const status = STATUS[tool.status] ?? { label: "", badge: "" };
+  const args = Object.entries(tool.arguments ?? {}).map(([k, v]) => `${humanKey(k)}: ${jsonSummary(v as JsonValue)}`);
+  const rows = resultRows(tool.result, tool.arguments);
+  const excerpt = resultExcerpt(tool.result);
+
+  const decide = async (kind: ToolDecisionKind): Promise<void> => {
+    setBusy(true);
+    setError("");
+    try {
+      await client.decideTool(callId, { toolCallId: tool.toolCallId, kind });
+      // The decided call comes back on the event stream with its final status.
+    } catch (reason) {
+      setError(describeError(reason));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <article
+      class={`tool-card${failed ? " tool-failed" : ""}${pending ? " tool-pending" : ""}`}
+      data-tool-name={tool.toolName}
+      data-tool-status={status.label}
+    >
+      <header class="tool-head">
+        <span class="tool-name">{toolLabel(tool.toolName)}</span>
+        {status.label !== "" && <span class={`badge ${status.badge}`}>{status.label}</span>}
+        <span class="muted small">{formatDuration(tool.duration)}</span>
+      </header>
+      {args.length > 0 && <div class="tool-args muted small">{args.join(" · ")}</div>}
+      {failed ? (
+        <p class="error">{tool.error || "The lookup failed."}</p>
+      ) : (
+        <>
+          <dl class="kv kv-compact">
+            {rows.map(([k, v]) => [<dt key={`${k}-k`}>{k}</dt>, <dd key={`${k}-v`}>{v}</dd>])}
+          </dl>
+          {excerpt !== "" && <p class="tool-excerpt">{excerpt}</p>}
+        </>
+      )}
+      {pending && live && (
+        <div class="tool-actions">
+          <span class="small">The assistant proposes this action. Run it?</span>
+          <button type="button" class="btn btn-primary btn-small" disabled={busy} onClick={() => void decide(ToolDecisionKind.CONFIRM)}>
+            Confirm
+          </button>
+          <button type="button" class="btn btn-small" disabled={busy} onClick={() => void decide(ToolDecisionKind.CANCEL)}>
+            Cancel
+          </button>
+        </div>
+      )}
+      {error !== "" && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </article>
+  );
+}

@@ -1,0 +1,134 @@
+// Data hooks: the live call (WatchCall, resumed by the SDK) and one-shot loads.
+
+import { CallpilotError, type WatchState, describeError } from "@callpilot/sdk";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { client } from "./api";
+import { type CallViewState, type SuggestionFeedbackView, applyEvent, applyFeedback, initialState } from "./model";
+
+export interface Connection {
+  readonly state: WatchState;
+  /** What went wrong, in words (reconnecting / failed). */
+  readonly error: string;
+  /** The technical detail behind `error` (status code and message). */
+  readonly detail: string;
+  /** Consecutive reconnect attempts. */
+  readonly attempts: number;
+}
+
+export interface LiveCall {
+  readonly view: CallViewState;
+  readonly connection: Connection;
+  readonly setFeedback: (suggestionId: string, feedback: SuggestionFeedbackView) => void;
+  readonly retry: () => void;
+}
+
+/** Watch a call from its first event; a dropped stream resumes where it left off. */
+export function useLiveCall(callId: string): LiveCall {
+  const [view, setView] = useState<CallViewState>(() => initialState(callId));
+  const [connection, setConnection] = useState<Connection>({
+    state: "connecting",
+    error: "",
+    detail: "",
+    attempts: 0,
+  });
+  const [generation, setGeneration] = useState(0);
+  const shown = useRef<{ callId: string; lastSequence: bigint }>({ callId, lastSequence: 0n });
+
+  useEffect(() => {
+    if (shown.current.callId !== callId) {
+      shown.current = { callId, lastSequence: 0n };
+      setView(initialState(callId));
+    }
+    let attempts = 0;
+    const watch = client.watchCall(callId, {
+      // A retry after a failure resumes after the last event shown.
+      fromSequence: shown.current.lastSequence + 1n,
+      onStateChange: (state, error) => {
+        attempts = state === "reconnecting" ? attempts + 1 : state === "live" ? 0 : attempts;
+        setConnection({
+          state,
+          error: error === undefined ? "" : describeError(error),
+          detail: error === undefined ? "" : error.message,
+          attempts,
+        });
+      },
+    });
+    let stopped = false;
+    void (async () => {
+      try {
+        for await (const event of watch) {
+          if (stopped) {
+            break;
+          }
+          shown.current = { callId, lastSequence: event.sequence };
+          setView((current) => applyEvent(current, event));
+        }
+      } catch (reason) {
+        if (!stopped) {
+          setConnection({
+            state: "failed",
+            error: describeError(reason),
+            detail: CallpilotError.from(reason).message,
+            attempts,
+          });
+        }
+      }
+    })();
+    return () => {
+      stopped = true;
+      watch.close();
+    };
+  }, [callId, generation]);
+
+  const setFeedback = useCallback((suggestionId: string, feedback: SuggestionFeedbackView) => {
+    setView((current) => applyFeedback(current, suggestionId, feedback));
+  }, []);
+  const retry = useCallback(() => setGeneration((g) => g + 1), []);
+  return { view, connection, setFeedback, retry };
+}
+
+export type Load<T> =
+  | { readonly status: "idle" }
+  | { readonly status: "loading" }
+  | { readonly status: "done"; readonly value: T }
+  | { readonly status: "error"; readonly error: string; readonly code: string };
+
+/** Run `fetcher` whenever `key` changes (skipped for an empty key); keeps the latest answer only. */
+export function useLoad<T>(key: string, fetcher: (key: string) => Promise<T>): Load<T> {
+  const [load, setLoad] = useState<Load<T>>({ status: "idle" });
+  const fetcherRef = useRef(fetcher);
+  fetcherRef.current = fetcher;
+  useEffect(() => {
+    if (key === "") {
+      setLoad({ status: "idle" });
+      return;
+    }
+    let current = true;
+    setLoad({ status: "loading" });
+    fetcherRef.current(key).then(
+      (value) => current && setLoad({ status: "done", value }),
+      (reason: unknown) =>
+        current &&
+        setLoad({ status: "error", error: describeError(reason), code: CallpilotError.from(reason).code }),
+    );
+    return () => {
+      current = false;
+    };
+  }, [key]);
+  return load;
+}
+
+/** Call `fn` now and every `ms` while the page is visible. */
+export function usePolling(fn: () => void, ms: number): void {
+  const fnRef = useRef(fn);
+  fnRef.current = fn;
+  useEffect(() => {
+    fnRef.current();
+    const timer = window.setInterval(() => {
+      if (document.visibilityState === "visible") {
+        fnRef.current();
+      }
+    }, ms);
+    return () => window.clearInterval(timer);
+  }, [ms]);
+}

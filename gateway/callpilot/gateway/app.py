@@ -1,0 +1,43 @@
+"""The gateway's aiohttp application.
+
+Each feature (grpc-web proxy, WebRTC bridge, static pages and the agent app)
+lives in its own module and registers its routes through `setup(app)`, so
+the features evolve independently.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from callpilot.client import AsyncCallpilot
+from callpilot.gateway.config import GatewaySettings
+
+log = logging.getLogger("callpilot.gateway")
+
+SETTINGS = web.AppKey("settings", GatewaySettings)
+CLIENT = web.AppKey("client", AsyncCallpilot)
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    from callpilot.gateway import grpcweb, pages, webrtc
+
+    app = web.Application(client_max_size=256 * 1024)
+    app[SETTINGS] = settings
+
+    async def client_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+        client = AsyncCallpilot(settings.server)
+        app[CLIENT] = client
+        yield
+        await client.close()
+
+    app.cleanup_ctx.append(client_ctx)
+    app.router.add_get("/healthz", _health)
+    grpcweb.setup(app)
+    webrtc.setup(app)
+    pages.setup(app)  # last: it may add a catch-all for the agent app
+    return app
