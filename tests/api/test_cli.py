@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import ServerProcess
+from support import ServerProcess, concat_wavs, silence_wav, stereo_wav, synth
 
 CALLPILOT = str(Path(sys.executable).parent / "callpilot")
 
@@ -71,3 +71,40 @@ def test_errors_are_one_clear_line(server: ServerProcess, tmp_path: Path) -> Non
 
     usage = run_cli("call", "--stereo-roles", "x,y", "f.wav")
     assert usage.returncode == 2
+
+
+def test_stereo_file_is_transcribed_per_role(server: ServerProcess, tmp_path: Path) -> None:
+    """Agent on the left channel, customer on the right: each final carries its speaker."""
+    agent = concat_wavs(
+        [synth("Thank you for calling, how can I help you today?", tmp_path / "a.wav")],
+        tmp_path / "agent.wav",
+        gap_s=2.5,
+    )
+    customer = concat_wavs(
+        [
+            silence_wav(tmp_path / "s.wav", 3.0),
+            synth("I would like a refund for my headphones.", tmp_path / "c.wav"),
+        ],
+        tmp_path / "customer.wav",
+        gap_s=1.0,
+    )
+    stereo = stereo_wav(agent, customer, tmp_path / "stereo.wav")
+    result = run_cli(
+        "call",
+        str(stereo),
+        "--server",
+        server.address,
+        "--fast",
+        "--json",
+        "--stereo-roles",
+        "agent,customer",
+    )
+    assert result.returncode == 0, result.stderr
+    finals = [
+        e["transcript"]
+        for e in map(json.loads, result.stdout.splitlines())
+        if "transcript" in e and e["transcript"].get("isFinal")
+    ]
+    by_role = {f["role"]: f["text"].lower() for f in finals}
+    assert "help" in by_role["SPEAKER_ROLE_AGENT"]
+    assert "refund" in by_role["SPEAKER_ROLE_CUSTOMER"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -43,12 +44,16 @@ def test_tsc_strict(project: Path) -> None:
 
 def test_agent_ui_unit_tests(js_build: object) -> None:
     """vitest: how events fold into the view (the SDK must be built first: js_build)."""
+    # CI=true makes vitest colour its output; ask for plain text and strip
+    # any escape codes that remain before reading the summary.
     result = subprocess.run(
         [*node_tool("vitest", "vitest.mjs"), "run", "--reporter=dot"],
         cwd=APP_DIR,
         capture_output=True,
         text=True,
         timeout=180,
+        env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"},
     )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert re.search(r"Tests\s+\d+ passed", result.stdout), result.stdout[-2000:]
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
+    assert result.returncode == 0, plain[-4000:] + result.stderr[-2000:]
+    assert re.search(r"Tests\s+\d+ passed", plain), plain[-2000:]
