@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import uuid
 import wave
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,46 +93,73 @@ def stereo_wav(left: Path, right: Path, out: Path, rate: int = 16000) -> Path:
     return out
 
 
-class ServerProcess:
-    """`callpilot serve` in a subprocess on an ephemeral port."""
+def free_port() -> int:
+    """A loopback port that was free a moment ago (prefer port 0 where a command reports its port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class CallpilotProcess:
+    """A `callpilot` command in a subprocess, ready once it prints "serving on HOST:PORT".
+
+    Every command reports the address it actually bound, so tests start
+    servers on port 0 and read the port back: no race for a free port.
+    """
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.address = ""
+        self.port = 0
+        self.starts = 0
+        self._log: Any = None
 
-    def start(self, timeout: float = 120.0) -> ServerProcess:
-        full_env = {**os.environ, "CALLPILOT_PORT": "0", **self.env}
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 120.0) -> CallpilotProcess:
+        full_env = {**os.environ, **self.env}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "callpilot"), "serve"],
+            [str(VENV_BIN / "callpilot"), *self.command()],
             env=full_env,
             stdout=subprocess.PIPE,
             stderr=self._log,
             cwd=ROOT,
         )
+        self.starts += 1
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         os.set_blocking(self.proc.stdout.fileno(), False)
         buffer = b""
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"{self.command()[0]} exited with {self.proc.returncode}; see {self.log_path}"
+                )
             chunk = self.proc.stdout.read()
             if chunk:
                 buffer += chunk
                 match = SERVING_RE.search(buffer.decode(errors="replace"))
                 if match:
                     self.address = f"{match.group(1)}:{match.group(2)}"
+                    self.port = int(match.group(2))
                     return self
             time.sleep(0.05)
         self.stop()
-        raise TimeoutError(f"server did not start within {timeout}s; see {self.log_path}")
+        raise TimeoutError(f"{self.command()[0]} did not start within {timeout}s; see {self.log_path}")
 
     def terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies mid-stream, as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
 
     def wait(self, timeout: float) -> int:
         assert self.proc is not None
@@ -141,12 +170,54 @@ class ServerProcess:
             return None
         self.terminate()
         try:
-            code = self.proc.wait(timeout)
+            code: int | None = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait(10)
-        self._log.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         return code
+
+
+class ServerProcess(CallpilotProcess):
+    """`callpilot serve` on an ephemeral loopback port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        super().__init__({"CALLPILOT_PORT": "0", **env}, log_path)
+
+    def command(self) -> list[str]:
+        return ["serve"]
+
+    def start(self, timeout: float = 120.0) -> ServerProcess:
+        super().start(timeout)
+        return self
+
+
+class GatewayProcess(CallpilotProcess):
+    """`callpilot gateway` for a server; a restart reuses the port it first bound."""
+
+    def __init__(
+        self, server: str, log_path: Path, *, env: dict[str, str] | None = None, port: int = 0
+    ) -> None:
+        super().__init__(env or {}, log_path)
+        self.server = server
+        self.port = port
+
+    def command(self) -> list[str]:
+        return ["gateway", "--host", "127.0.0.1", "--port", str(self.port), "--server", self.server]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    base = url
+
+    def start(self, timeout: float = 60.0) -> GatewayProcess:
+        super().start(timeout)
+        return self
 
 
 async def create_pg_database() -> str:

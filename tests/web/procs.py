@@ -9,19 +9,18 @@ import contextlib
 import functools
 import json
 import os
-import signal
-import socket
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import support
 from callpilot.client import AsyncCallpilot
 from callpilot.v1 import call_pb2, common_pb2, events_pb2
-from support import ROOT, VENV_BIN
+from support import ROOT
+from support import free_port as free_port  # re-exported for the web tests
 
 NODE = "node"
 NODE_MODULES = ROOT / "node_modules"
@@ -29,14 +28,8 @@ JS_DIR = Path(__file__).resolve().parent / "js"
 READY = "callpilot gateway: serving on"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class GatewayProcess:
-    """`callpilot gateway` in a subprocess on a fixed loopback port (so it can be restarted on it)."""
+class GatewayProcess(support.GatewayProcess):
+    """The shared gateway process with the agent app's directory and CORS origins."""
 
     def __init__(
         self,
@@ -47,78 +40,12 @@ class GatewayProcess:
         static_dir: Path | None = None,
         allowed_origins: tuple[str, ...] = (),
     ) -> None:
-        self.server = server
-        self.log_path = log_path
-        self.port = port or free_port()
+        env = {"CALLPILOT_ALLOWED_ORIGINS": ",".join(allowed_origins)}
+        if static_dir is not None:
+            env["CALLPILOT_STATIC_DIR"] = str(static_dir)
+        super().__init__(server, log_path, env=env, port=port or 0)
         self.static_dir = static_dir
         self.allowed_origins = allowed_origins
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60.0) -> GatewayProcess:
-        env = {**os.environ, "CALLPILOT_ALLOWED_ORIGINS": ",".join(self.allowed_origins)}
-        if self.static_dir is not None:
-            env["CALLPILOT_STATIC_DIR"] = str(self.static_dir)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
-        try:
-            self.proc = subprocess.Popen(
-                [
-                    str(VENV_BIN / "callpilot"),
-                    "gateway",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--server",
-                    self.server,
-                ],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                cwd=ROOT,
-            )
-        finally:
-            log.close()
-        self.starts += 1
-        assert self.proc.stdout is not None
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        deadline = time.monotonic() + timeout
-        seen = b""
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}; see {self.log_path}")
-            chunk = self.proc.stdout.read()
-            if chunk:
-                seen += chunk
-                if READY.encode() in seen:
-                    return self
-            time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"gateway did not start within {timeout}s; see {self.log_path}")
-
-    def kill(self) -> None:
-        """SIGKILL: the gateway dies mid-stream, as in a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return self.proc.returncode
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
