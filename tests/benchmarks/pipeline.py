@@ -32,28 +32,9 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.figures import SUPPORT_CALL_LINES, row
 from callpilot.client import AsyncCallpilot, WavFile
 from support import ServerProcess, concat_wavs, synth
-
-LINES = [
-    "Hi, my name is Maria Garcia.",
-    "I am calling about my order seven eight nine oh one.",
-    "The headphones arrived broken and I would like a refund please.",
-]
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def row(name: str, values_s: list[float]) -> str:
-    ms = [v * 1000 for v in values_s]
-    return f"| {name:<22} | {len(ms):>5} | {pct(ms, 0.5):>8.1f} | {pct(ms, 0.95):>8.1f} | {pct(ms, 0.99):>8.1f} |"
 
 
 def proc_stats(pid: int) -> tuple[float, int]:
@@ -254,7 +235,7 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        parts = [synth(line, work / f"l{i}.wav") for i, line in enumerate(LINES)]
+        parts = [synth(line, work / f"l{i}.wav") for i, line in enumerate(SUPPORT_CALL_LINES)]
         wav = concat_wavs(parts, work / "call.wav", gap_s=1.2)
         print(f"# Callpilot pipeline benchmark: {args.calls} calls, {os.cpu_count()} CPUs")
         for stt in args.stt:

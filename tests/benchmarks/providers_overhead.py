@@ -37,6 +37,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+from benchmarks.figures import SUPPORT_CALL_LINES  # noqa: E402
+from benchmarks.figures import row as _row  # noqa: E402
 from callpilot.server.assist.base import AssistRequest, ConversationState, Turn  # noqa: E402
 from callpilot.server.assist.llm_prompt import build_messages  # noqa: E402
 from callpilot.server.assist.openai_llm import OpenAIAssistant  # noqa: E402
@@ -50,27 +52,13 @@ from providers.fake_directory import FakeDirectory  # noqa: E402
 from providers.fake_openai import FakeOpenAI, Stream, ToolCallSpec, Transcript, text_stream  # noqa: E402
 from support import synth  # noqa: E402
 
-VOCAB = ["my", "order", "number", "is", "seven", "eight", "nine", "refund", "please", "hello"]
-PHRASES = [
-    "Hi, my name is Maria Garcia.",
-    "I am calling about my order seven eight nine oh one.",
-    "The headphones arrived broken and I would like a refund please.",
-]
-K = SpeechEventKind
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
 
 def row(name: str, values_s: list[float]) -> str:
-    ms = [v * 1000 for v in values_s]
-    return f"| {name:<28} | {len(ms):>5} | {pct(ms, 0.5):>8.2f} | {pct(ms, 0.95):>8.2f} | {pct(ms, 0.99):>8.2f} |"
+    return _row(name, values_s, width=28, decimals=2)
+
+
+VOCAB = ["my", "order", "number", "is", "seven", "eight", "nine", "refund", "please", "hello"]
+K = SpeechEventKind
 
 
 async def paced_push(
@@ -155,7 +143,7 @@ def read_wav(path: Path) -> np.ndarray[Any, Any]:
 
 async def bench_openai_stt(speed: float) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
-        parts = [read_wav(synth(p, Path(tmp) / f"p{i}.wav")) for i, p in enumerate(PHRASES)]
+        parts = [read_wav(synth(p, Path(tmp) / f"p{i}.wav")) for i, p in enumerate(SUPPORT_CALL_LINES)]
     gap = np.zeros(16_000, dtype=np.float32)
     audio = np.concatenate([x for p in parts * 2 for x in (gap, p)] + [gap]).astype(np.float32)
     out: dict[str, list[float]] = {"openai-stt end -> upload": [], "openai-stt end -> final": []}

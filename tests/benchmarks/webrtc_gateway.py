@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.figures import pct
 from support import ServerProcess, concat_wavs, synth
 from webrtc.peer import Party, WavTrack, http_json
 from webrtc.processes import free_port
@@ -50,15 +51,6 @@ CUSTOMER_LINES = [
 ]
 AGENT_LINE = "Thank you Maria, let me look up that order for you."
 LAG_PERIOD_S = 0.010
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def proc_stats(pid: int) -> tuple[float, int]:
