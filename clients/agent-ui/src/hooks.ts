@@ -3,7 +3,15 @@
 import { CallpilotError, type WatchState, describeError } from "@callpilot/sdk";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { client } from "./api";
-import { type CallViewState, type SuggestionFeedbackView, applyEvent, applyFeedback, initialState } from "./model";
+import type { ToolCall } from "@callpilot/sdk";
+import {
+  type CallViewState,
+  type SuggestionFeedbackView,
+  applyEvent,
+  applyFeedback,
+  applyToolCall,
+  initialState,
+} from "./model";
 
 export interface Connection {
   readonly state: WatchState;
@@ -19,6 +27,8 @@ export interface LiveCall {
   readonly view: CallViewState;
   readonly connection: Connection;
   readonly setFeedback: (suggestionId: string, feedback: SuggestionFeedbackView) => void;
+  /** Show a tool call's new state now (SubmitFeedback's answer), before the stream brings it. */
+  readonly setTool: (tool: ToolCall) => void;
   readonly retry: () => void;
 }
 
@@ -83,8 +93,11 @@ export function useLiveCall(callId: string): LiveCall {
   const setFeedback = useCallback((suggestionId: string, feedback: SuggestionFeedbackView) => {
     setView((current) => applyFeedback(current, suggestionId, feedback));
   }, []);
+  const setTool = useCallback((tool: ToolCall) => {
+    setView((current) => applyToolCall(current, tool));
+  }, []);
   const retry = useCallback(() => setGeneration((g) => g + 1), []);
-  return { view, connection, setFeedback, retry };
+  return { view, connection, setFeedback, setTool, retry };
 }
 
 export type Load<T> =
@@ -93,18 +106,26 @@ export type Load<T> =
   | { readonly status: "done"; readonly value: T }
   | { readonly status: "error"; readonly error: string; readonly code: string };
 
-/** Run `fetcher` whenever `key` changes (skipped for an empty key); keeps the latest answer only. */
-export function useLoad<T>(key: string, fetcher: (key: string) => Promise<T>): Load<T> {
+/**
+ * Run `fetcher` whenever `key` changes (skipped for an empty key); keeps the latest answer only.
+ * A new `refresh` value loads the same key again, showing the last answer until the new one.
+ */
+export function useLoad<T>(key: string, fetcher: (key: string) => Promise<T>, refresh = 0): Load<T> {
   const [load, setLoad] = useState<Load<T>>({ status: "idle" });
   const fetcherRef = useRef(fetcher);
   fetcherRef.current = fetcher;
+  const loadedKey = useRef("");
   useEffect(() => {
     if (key === "") {
+      loadedKey.current = "";
       setLoad({ status: "idle" });
       return;
     }
     let current = true;
-    setLoad({ status: "loading" });
+    if (loadedKey.current !== key) {
+      setLoad({ status: "loading" });
+    }
+    loadedKey.current = key;
     fetcherRef.current(key).then(
       (value) => current && setLoad({ status: "done", value }),
       (reason: unknown) =>
@@ -114,7 +135,7 @@ export function useLoad<T>(key: string, fetcher: (key: string) => Promise<T>): L
     return () => {
       current = false;
     };
-  }, [key]);
+  }, [key, refresh]);
   return load;
 }
 

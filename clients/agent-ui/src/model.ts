@@ -11,6 +11,7 @@ import {
   type Source,
   SpeakerRole,
   type ToolCall,
+  ToolCallStatus,
 } from "@callpilot/sdk";
 
 /** One utterance of the transcript: interim (dimmed) until its final arrives. */
@@ -99,6 +100,24 @@ function withSuggestion(
   };
 }
 
+/**
+ * A tool call's latest state. A proposed write tool is sent again, same id,
+ * once the agent decided it; the decided call also comes back from
+ * SubmitFeedback. A decided call is final: a late pending copy never undoes it.
+ */
+export function applyToolCall(state: CallViewState, tool: ToolCall): CallViewState {
+  const at = state.tools.findIndex((t) => t.toolCallId === tool.toolCallId);
+  if (at === -1) {
+    return { ...state, tools: [...state.tools, tool] };
+  }
+  const current = state.tools[at];
+  const pending = ToolCallStatus.PENDING_CONFIRMATION;
+  if (current !== undefined && current.status !== pending && tool.status === pending) {
+    return state;
+  }
+  return { ...state, tools: state.tools.map((t, i) => (i === at ? tool : t)) };
+}
+
 /** Fold one event into the view. Events at or below `lastSequence` are ignored. */
 export function applyEvent(state: CallViewState, event: CallEvent): CallViewState {
   if (event.sequence <= state.lastSequence) {
@@ -126,13 +145,8 @@ export function applyEvent(state: CallViewState, event: CallEvent): CallViewStat
     }
     case "context":
       return { ...next, context: payload.value };
-    case "toolCall": {
-      // A proposed write tool is sent again, same id, once the agent decided it.
-      const tool = payload.value;
-      const at = next.tools.findIndex((t) => t.toolCallId === tool.toolCallId);
-      const tools = at === -1 ? [...next.tools, tool] : next.tools.map((t, i) => (i === at ? tool : t));
-      return { ...next, tools };
-    }
+    case "toolCall":
+      return applyToolCall(next, payload.value);
     case "suggestionDelta": {
       const delta = payload.value;
       return withSuggestion(next, delta.suggestionId, (s) =>

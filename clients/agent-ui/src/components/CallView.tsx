@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { CallState, type Source, describeError } from "@callpilot/sdk";
+import { CallState, type Source, ToolCallStatus, describeError } from "@callpilot/sdk";
 import { client } from "../api";
 import { endReasonLabel, formatDateTime } from "../format";
 import { useLiveCall } from "../hooks";
@@ -15,11 +15,15 @@ import { Transcript } from "./Transcript";
 
 /** One call, live: transcript, suggestions, customer, lookups and insights. */
 export function CallView({ callId }: { callId: string }) {
-  const { view, connection, setFeedback, retry } = useLiveCall(callId);
+  const { view, connection, setFeedback, setTool, retry } = useLiveCall(callId);
   const [openSource, setOpenSource] = useState<Source | undefined>(undefined);
   const [endError, setEndError] = useState("");
   const live = view.ended === undefined && view.call?.state !== CallState.ENDED;
   const customer = view.context?.customer;
+  // Tickets the agent confirmed on this call: the customer card reloads to show them.
+  const ticketsCreated = view.tools.filter(
+    (t) => t.toolName === "create_ticket" && t.status === ToolCallStatus.SUCCEEDED,
+  ).length;
 
   useEffect(() => {
     document.title = `${customer?.name ?? callId} · Callpilot`;
@@ -104,8 +108,8 @@ export function CallView({ callId }: { callId: string }) {
           onFeedback={setFeedback}
           onOpenSource={setOpenSource}
         />
-        <ToolResults callId={callId} tools={view.tools} live={live} />
-        <CustomerCard identified={customer} />
+        <ToolResults callId={callId} tools={view.tools} live={live} onDecided={setTool} />
+        <CustomerCard identified={customer} refresh={ticketsCreated} />
       </div>
       {openSource !== undefined && <RecordDialog source={openSource} onClose={() => setOpenSource(undefined)} />}
     </div>

@@ -9,10 +9,11 @@ import { linkHandler } from "../router";
  * Who the customer is: filled when the call identifies them, or by a manual
  * search (SearchCustomers) when it has not (or identified the wrong person).
  */
-export function CustomerCard({ identified }: { identified: Customer | undefined }) {
+export function CustomerCard({ identified, refresh = 0 }: { identified: Customer | undefined; refresh?: number }) {
   const [manualId, setManualId] = useState("");
   const customerId = manualId !== "" ? manualId : (identified?.customerId ?? "");
-  const details = useLoad(customerId, (id) => client.getCustomer(id));
+  // `refresh` changes when the call changed the customer's records (a ticket was created).
+  const details = useLoad(customerId, (id) => client.getCustomer(id), refresh);
 
   return (
     <section class="panel customer-panel" aria-labelledby="customer-title">

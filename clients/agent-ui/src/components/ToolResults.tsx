@@ -10,8 +10,21 @@ import {
 import { client } from "../api";
 import { formatDuration, formatMoney, jsonSummary, toolLabel } from "../format";
 
-/** The lookups the assistant ran, newest first, as compact cards. */
-export function ToolResults({ callId, tools, live }: { callId: string; tools: readonly ToolCall[]; live: boolean }) {
+/**
+ * The lookups the assistant ran and the actions it proposes, newest first, as
+ * compact cards. `onDecided` gets a decided tool call as SubmitFeedback answers it.
+ */
+export function ToolResults({
+  callId,
+  tools,
+  live,
+  onDecided,
+}: {
+  callId: string;
+  tools: readonly ToolCall[];
+  live: boolean;
+  onDecided: (tool: ToolCall) => void;
+}) {
   const newest = [...tools].reverse();
   return (
     <section class="panel tools-panel" aria-labelledby="tools-title">
@@ -21,7 +34,7 @@ export function ToolResults({ callId, tools, live }: { callId: string; tools: re
       {newest.length === 0 && <p class="empty">The assistant's lookups (orders, policies, articles) show here.</p>}
       <div class="tool-cards">
         {newest.map((t) => (
-          <ToolCard key={t.toolCallId} callId={callId} tool={t} live={live} />
+          <ToolCard key={t.toolCallId} callId={callId} tool={t} live={live} onDecided={onDecided} />
         ))}
       </div>
     </section>
@@ -84,22 +97,51 @@ const STATUS: Record<number, { label: string; badge: string }> = {
   [ToolCallStatus.CANCELLED]: { label: "cancelled", badge: "" },
 };
 
-function ToolCard({ callId, tool, live }: { callId: string; tool: ToolCall; live: boolean }) {
+const DECIDED: Record<number, string> = {
+  [ToolDecisionKind.CONFIRM]: "Confirmed by the agent",
+  [ToolDecisionKind.REVISE]: "Revised by the agent",
+  [ToolDecisionKind.CANCEL]: "Cancelled by the agent",
+};
+
+/** What became of a proposed action: who decided, and why it did not run. */
+function outcome(tool: ToolCall): string {
+  const decided = tool.decision === undefined ? "" : (DECIDED[tool.decision.kind] ?? "");
+  const comment = tool.decision?.comment ?? "";
+  const parts = [decided, comment !== "" ? `“${comment}”` : ""];
+  if (tool.status === ToolCallStatus.CANCELLED && tool.error !== "") {
+    parts.push(tool.error.charAt(0).toUpperCase() + tool.error.slice(1));
+  }
+  return parts.filter((p) => p !== "").join(" · ");
+}
+
+function ToolCard({
+  callId,
+  tool,
+  live,
+  onDecided,
+}: {
+  callId: string;
+  tool: ToolCall;
+  live: boolean;
+  onDecided: (tool: ToolCall) => void;
+}) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
   const failed = tool.status === ToolCallStatus.FAILED;
   const pending = tool.status === ToolCallStatus.PENDING_CONFIRMATION;
   const status = STATUS[tool.status] ?? { label: "", badge: "" };
   const args = Object.entries(tool.arguments ?? {}).map(([k, v]) => `${humanKey(k)}: ${jsonSummary(v as JsonValue)}`);
-  const rows = resultRows(tool.result, tool.arguments);
-  const excerpt = resultExcerpt(tool.result);
+  // A proposal has not run: its result is only the model's "awaiting confirmation" note.
+  const rows = pending ? [] : resultRows(tool.result, tool.arguments);
+  const excerpt = pending ? "" : resultExcerpt(tool.result);
+  const decided = outcome(tool);
 
   const decide = async (kind: ToolDecisionKind): Promise<void> => {
     setBusy(true);
     setError("");
     try {
-      await client.decideTool(callId, { toolCallId: tool.toolCallId, kind });
-      // The decided call comes back on the event stream with its final status.
+      // The decided call is shown at once; the event stream brings the same call again.
+      onDecided(await client.decideTool(callId, { toolCallId: tool.toolCallId, kind }));
     } catch (reason) {
       setError(describeError(reason));
     } finally {
@@ -110,6 +152,7 @@ function ToolCard({ callId, tool, live }: { callId: string; tool: ToolCall; live
   return (
     <article
       class={`tool-card${failed ? " tool-failed" : ""}${pending ? " tool-pending" : ""}`}
+      data-tool-call-id={tool.toolCallId}
       data-tool-name={tool.toolName}
       data-tool-status={status.label}
     >
@@ -128,6 +171,11 @@ function ToolCard({ callId, tool, live }: { callId: string; tool: ToolCall; live
           </dl>
           {excerpt !== "" && <p class="tool-excerpt">{excerpt}</p>}
         </>
+      )}
+      {decided !== "" && (
+        <p class="tool-outcome small" data-decision={ToolDecisionKind[tool.decision?.kind ?? ToolDecisionKind.UNSPECIFIED]}>
+          {decided}
+        </p>
       )}
       {pending && live && (
         <div class="tool-actions">
