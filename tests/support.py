@@ -44,8 +44,12 @@ def synth(text: str, path: Path, *, voice: str = "flite:kal", rate: int = 16000,
     else:
         cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text]
     subprocess.run(cmd, check=True, timeout=60)
+    # -D: no dither. sox dithers with a randomly seeded generator by default,
+    # so every run would synthesise slightly different audio, and Whisper base
+    # is borderline on some sentences ("refund" -> "riff on" about 1 run in 7).
+    # The same text must always give the same samples.
     subprocess.run(
-        ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path)], check=True, timeout=60
+        ["sox", "-D", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path)], check=True, timeout=60
     )
     raw.unlink()
     return path

@@ -1,4 +1,10 @@
-"""Fixtures for the speech-to-text tests: synthesised speech and one shared Whisper engine."""
+"""Fixtures for the speech-to-text tests: synthesised speech and one shared Whisper engine.
+
+Speech must be bit-for-bit reproducible (see `support.synth`, which turns off
+sox's randomly seeded dither): Whisper base is close to the edge on a few of
+these sentences, so slightly different noise each session used to flip words
+about one session in seven, which looked like load-dependent flakiness.
+"""
 
 from __future__ import annotations
 
@@ -20,17 +26,27 @@ def read_wav(path: Path) -> np.ndarray:
         return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float32) / 32768
 
 
+def speak(text: str, path: Path, *, speed: int = 150) -> np.ndarray:
+    """`synth` read back as float32 samples: the same text always gives the same samples."""
+    return read_wav(synth(text, path, speed=speed))
+
+
+@pytest.fixture(scope="session")
+def speak_uncached() -> Callable[..., np.ndarray]:
+    """`speak` itself, for tests that need a fresh synthesis rather than `say`'s cached one."""
+    return speak
+
+
 @pytest.fixture(scope="session")
 def say(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., np.ndarray]:
-    """`say(text, speed=150)` -> 16 kHz float32 speech from espeak-ng, cached for the session."""
+    """`say(text, speed=150)` -> 16 kHz float32 speech (see `speak`), cached for the session."""
     folder = tmp_path_factory.mktemp("speech")
     cache: dict[tuple[str, int], np.ndarray] = {}
 
     def _say(text: str, speed: int = 150) -> np.ndarray:
         key = (text, speed)
         if key not in cache:
-            path = folder / f"utt{len(cache)}.wav"
-            cache[key] = read_wav(synth(text, path, speed=speed))
+            cache[key] = speak(text, folder / f"utt{len(cache)}.wav", speed=speed)
         return cache[key]
 
     return _say

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -128,6 +130,60 @@ async def test_phrase_hints_reach_the_decoder(
     events = await transcribe(stream, audio)
     assert seen and all(h == "refund, Zorblax Prime" for h in seen)
     assert "refund" in words(events[-1].text)
+
+
+def test_synthesised_speech_is_reproducible(speak_uncached: Say, tmp_path: Path) -> None:
+    # sox's default random dither made every session's audio differ slightly, enough to flip
+    # Whisper on these sentences ("riff on" for "refund") about once in seven sessions.
+    first = speak_uncached(REFUND, tmp_path / "a.wav")
+    second = speak_uncached(REFUND, tmp_path / "b.wav")
+    assert first.size > 16000
+    assert np.array_equal(first, second)
+
+
+FinalKey = tuple[int, float, float, str]
+
+
+async def finals_of(engine: WhisperEngine, audio: np.ndarray) -> tuple[list[FinalKey], list[float], int]:
+    events = await transcribe(engine.stream(language="en"), audio)
+    finals = [e for e in events if e.kind is K.FINAL]
+    keys = [(e.utterance, e.start, e.end, e.text) for e in finals]
+    return keys, [e.confidence for e in finals], sum(e.kind is K.INTERIM for e in events)
+
+
+@session_loop
+async def test_finals_do_not_depend_on_decode_speed(
+    whisper_engine: WhisperEngine, say: Say, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same audio in, same FINALs out, whether decodes are quick or slow enough to interleave.
+
+    Slow decodes (what CPU load does) keep an interim in flight when speech ends, so each
+    FINAL waits for the worker behind it and the next utterance is endpointed meanwhile;
+    none of that may change which audio a FINAL decodes or what it says.
+    """
+    audio = np.concatenate(
+        [
+            silence(0.3),
+            say(REFUND),
+            silence(1.0),
+            say("Can you check the status of my order please?"),
+            silence(0.8),
+        ]
+    )
+    idle, idle_confidence, _ = await finals_of(whisper_engine, audio)
+    assert [key[0] for key in idle] == [0, 1]
+
+    original = whisper_engine._transcribe_sync
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.25)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(whisper_engine, "_transcribe_sync", slow)
+    loaded, loaded_confidence, interims = await finals_of(whisper_engine, audio)
+    assert interims > 0  # interim decodes really were competing with the finals
+    assert loaded == idle
+    assert loaded_confidence == pytest.approx(idle_confidence, abs=1e-3)
 
 
 def test_language_and_hint_normalisation() -> None:
