@@ -29,6 +29,9 @@ class SpeechEventKind(enum.Enum):
     INTERIM = "interim"
     FINAL = "final"
     END_OF_SPEECH = "end_of_speech"
+    # The stream switched to another engine (a fallback after a failure);
+    # `text` says why. The session turns it into an STT_DEGRADED notice.
+    DEGRADED = "degraded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,15 @@ class STTStream(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Stop at once, dropping anything not yet decoded (used on errors only)."""
+
+    def unfinalised_audio(self) -> tuple[float, AudioArray | None]:
+        """Audio pushed but not yet covered by a FINAL, and its offset in the stream.
+
+        Whoever takes over a failed stream (the fallback engine) replays it so
+        that the words spoken during an outage are still transcribed. Streams
+        that finalise everything before failing keep this default: nothing.
+        """
+        return 0.0, None
 
 
 class STTEngine(ABC):
