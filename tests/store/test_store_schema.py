@@ -27,6 +27,7 @@ EXPECTED_TABLES = {
     "suggestions",
     "suggestion_feedback",
     "call_contexts",
+    "api_keys",
 }
 
 

@@ -303,3 +303,21 @@ call_contexts = Table(
 )
 
 DIRECTORY_TABLES = (customers, orders, order_items, tickets, policies, articles)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    # The public half of a key (`cp_<key_id>_<secret>`): safe to show and log.
+    Column("key_id", String(32), nullable=False),
+    _tenant(),
+    Column("role", String(16), nullable=False),
+    Column("name", Text, nullable=False),
+    # SHA-256 of the whole key. Keys carry 256 bits of randomness, so a fast
+    # hash is enough (nothing to brute-force) and checking one costs microseconds.
+    Column("secret_sha256", String(64), nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("last_used_time", UtcDateTime, nullable=True),
+    Column("revoke_time", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("key_id"),
+    Index("ix_api_keys_tenant", "tenant_id", "create_time"),
+)
