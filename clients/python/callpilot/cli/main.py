@@ -111,10 +111,26 @@ def build_parser() -> argparse.ArgumentParser:
     db_import.add_argument("file", type=Path)
     db_import.add_argument("--database-url", help="as for serve")
 
+    keys = sub.add_parser("keys", help="create, list and revoke API keys (talks to the database)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="create|list|revoke")
+    keys_create = keys_sub.add_parser("create", help="create a key and print its secret once")
+    keys_create.add_argument("--tenant", required=True)
+    keys_create.add_argument("--role", required=True, choices=["integrator", "agent", "admin"])
+    keys_create.add_argument("--name", default="")
+    keys_list = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    keys_list.add_argument("--tenant", default=None)
+    keys_list.add_argument("--json", action="store_true")
+    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    keys_revoke.add_argument("key_id")
+    for keys_parser in (keys_create, keys_list, keys_revoke):
+        keys_parser.add_argument("--database-url", help="as for serve")
+
     gateway = sub.add_parser("gateway", help="run the HTTP gateway (WebRTC, grpc-web, agent app)")
     gateway.add_argument("--host")
     gateway.add_argument("--port", type=int)
-    gateway.add_argument("--server", help="gRPC target of the Callpilot server (default $CALLPILOT_SERVER or 127.0.0.1:50051)")
+    gateway.add_argument(
+        "--server", help="gRPC target of the Callpilot server (default $CALLPILOT_SERVER or 127.0.0.1:50051)"
+    )
     gateway.add_argument(
         "--ice-loopback",
         action="store_true",
@@ -216,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _server_module().serve(args)  # type: ignore[attr-defined, no-any-return]
         if args.command == "db":
             return _server_module().db_import(args)  # type: ignore[attr-defined, no-any-return]
+        if args.command == "keys":
+            _server_module()
+            keys_cli = importlib.import_module("callpilot.server.keys_cli")
+            return keys_cli.keys_command(args)  # type: ignore[no-any-return]
         if args.command == "gateway":
             try:
                 gateway_cli = importlib.import_module("callpilot.gateway.cli")

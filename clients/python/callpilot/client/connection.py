@@ -59,24 +59,24 @@ class _Metadata:
         return details._replace(metadata=grpc.aio.Metadata(*merged))
 
 
-class _UnaryUnary(_Metadata, grpc.aio.UnaryUnaryClientInterceptor[Any, Any]):
+class _UnaryUnary(_Metadata, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
 
 
-class _UnaryStream(_Metadata, grpc.aio.UnaryStreamClientInterceptor[Any, Any]):
+class _UnaryStream(_Metadata, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
 
 
-class _StreamUnary(_Metadata, grpc.aio.StreamUnaryClientInterceptor[Any, Any]):
+class _StreamUnary(_Metadata, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_stream_unary(
         self, continuation: Any, client_call_details: Any, request_iterator: Any
     ) -> Any:
         return await continuation(self._details(client_call_details), request_iterator)
 
 
-class _StreamStream(_Metadata, grpc.aio.StreamStreamClientInterceptor[Any, Any]):
+class _StreamStream(_Metadata, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_stream_stream(
         self, continuation: Any, client_call_details: Any, request_iterator: Any
     ) -> Any:

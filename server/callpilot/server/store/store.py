@@ -165,6 +165,11 @@ class Store:
         return self._tenant
 
     @property
+    def engine(self) -> AsyncEngine:
+        """The connection pool, for components that keep tables of their own (API keys)."""
+        return self._shared.engine
+
+    @property
     def backend(self) -> str:
         """The SQL dialect in use: "sqlite" or "postgresql"."""
         return self._shared.engine.dialect.name
