@@ -87,3 +87,33 @@ async def test_an_owner_that_does_not_answer_is_unavailable(
     monkeypatch.setattr(control, "REPLY_TIMEOUT_S", 1.0)
     with pytest.raises(Unavailable, match="did not answer"):
         await forward(hubs[1], "gone-instance", "acme", "c1", "end", b"")
+
+
+async def test_reaper_ends_only_calls_unowned_for_long_enough(hubs: tuple[RedisHub, RedisHub]) -> None:
+    from callpilot.server.cluster.reaper import REAP_AFTER_S, Reaper
+
+    dead = Leases(hubs[0], on_lost=lambda t, c: None)
+    alive = Leases(hubs[1], on_lost=lambda t, c: None)
+    ended: list[tuple[str, str]] = []
+
+    async def live() -> list[tuple[str, str]]:
+        return [("acme", "orphan"), ("acme", "owned-elsewhere"), ("acme", "mine")]
+
+    async def end(tenant: str, call: str) -> None:
+        ended.append((tenant, call))
+
+    try:
+        assert await dead.acquire("acme", "owned-elsewhere") is None
+        assert await alive.acquire("acme", "mine") is None
+        reapers = [Reaper(hubs[1], alive, live, end), Reaper(hubs[1], alive, live, end)]
+        await reapers[0].scan(now=100.0)
+        assert ended == []  # a suspect is not reaped on first sight
+        await reapers[0].scan(now=100.0 + REAP_AFTER_S / 2)
+        assert ended == []
+        await reapers[1].scan(now=100.0)
+        await reapers[0].scan(now=100.0 + REAP_AFTER_S)
+        await reapers[1].scan(now=100.0 + REAP_AFTER_S)  # the reaper lock: ended once
+        assert ended == [("acme", "orphan")]
+    finally:
+        await dead.aclose()
+        await alive.aclose()
