@@ -36,3 +36,17 @@ class PermissionDenied(CallpilotError):
     def __init__(self, reason: str, message: str, metadata: dict[str, str]) -> None:
         super().__init__(message, metadata=metadata)
         self.reason = reason
+
+
+class RateLimited(CallpilotError):
+    """Over the tenant's request rate: RESOURCE_EXHAUSTED with a RetryInfo."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "RATE_LIMITED"
+
+    def __init__(self, retry_delay_s: float, rate: float) -> None:
+        super().__init__(
+            f"this tenant is over its limit of {rate:g} requests per second; retry in {retry_delay_s:.2f}s",
+            metadata={"limit_per_second": f"{rate:g}"},
+        )
+        self.retry_delay_s = retry_delay_s

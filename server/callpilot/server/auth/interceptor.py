@@ -5,6 +5,7 @@ Order of checks, each with its status and an ErrorInfo reason:
 1. health and reflection pass untouched (load balancers, grpcurl);
 2. no or an unusable ``authorization: Bearer …`` header → UNAUTHENTICATED;
 3. a credential whose role may not call the method → PERMISSION_DENIED;
+3b. a tenant over its request rate → RESOURCE_EXHAUSTED with a RetryInfo;
 4. otherwise the handler runs with `current_principal` set, and everything
    it does (store queries, bus subscriptions, directory lookups) is scoped
    to that principal's tenant.
@@ -22,9 +23,10 @@ from typing import Any
 
 import grpc
 from callpilot.server.api.status import abort
-from callpilot.server.auth.errors import CredentialRejected, PermissionDenied, Unauthenticated
+from callpilot.server.auth.errors import CredentialRejected, PermissionDenied, RateLimited, Unauthenticated
 from callpilot.server.auth.jwt_tokens import JwtVerifier
 from callpilot.server.auth.keys import ApiKeys, looks_like_key
+from callpilot.server.auth.limits import RateLimiter
 from callpilot.server.auth.principal import Principal, current_principal, is_public
 from callpilot.server.errors import CallpilotError
 
@@ -137,8 +139,9 @@ def _with_principal(behaviour: Callable[..., Any], principal: Principal) -> Call
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, limiter: RateLimiter | None = None) -> None:
         self._auth = authenticator
+        self._limiter = limiter
 
     async def intercept_service(
         self,
@@ -165,6 +168,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                     {"role": principal.role.value, "method": short},
                 ),
             )
+        if self._limiter is not None:
+            wait = self._limiter.take(principal.tenant_id)
+            if wait > 0:
+                return _rejecting(handler, RateLimited(wait, self._limiter.rate))
         replacements: dict[str, Any] = {}
         for field in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
             behaviour = getattr(handler, field)
