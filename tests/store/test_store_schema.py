@@ -28,6 +28,7 @@ EXPECTED_TABLES = {
     "suggestion_feedback",
     "call_contexts",
     "api_keys",
+    "join_tokens",
 }
 
 

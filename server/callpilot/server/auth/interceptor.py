@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 from callpilot.server.api.status import abort
 from callpilot.server.auth.errors import CredentialRejected, PermissionDenied, RateLimited, Unauthenticated
+from callpilot.server.auth.join_tokens import JoinTokens, looks_like_join_token
 from callpilot.server.auth.jwt_tokens import JwtVerifier
 from callpilot.server.auth.keys import ApiKeys, looks_like_key
 from callpilot.server.auth.limits import RateLimiter
@@ -63,10 +64,12 @@ class Authenticator:
         *,
         keys: ApiKeys | None = None,
         jwt: JwtVerifier | None = None,
+        join: JoinTokens | None = None,
         anonymous: Principal | None = None,
     ) -> None:
         self._keys = keys
         self._jwt = jwt
+        self._join = join
         self._anonymous = anonymous
 
     @property
@@ -82,6 +85,10 @@ class Authenticator:
                 "MISSING_CREDENTIALS",
                 "this server requires authentication: send 'authorization: Bearer <API key or token>'",
             )
+        if looks_like_join_token(token):
+            if self._join is None:
+                raise CredentialRejected("INVALID_JOIN_TOKEN", "this server does not accept join tokens")
+            return await self._join.redeem(token)
         if looks_like_key(token):
             if self._keys is None:
                 raise CredentialRejected("INVALID_API_KEY", "this server does not accept API keys")

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from callpilot.server.auth.errors import CredentialRejected
 from callpilot.server.auth.principal import Principal, Role
 from callpilot.server.store import schema
+from callpilot.server.store.engine import WRITE_OPTION
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -69,6 +70,8 @@ class ApiKeys:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Writers take SQLite's write lock up front (BEGIN IMMEDIATE) and queue on it.
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._cache: dict[str, _Cached] = {}
         self._last_used_written: dict[str, float] = {}
 
@@ -81,7 +84,7 @@ class ApiKeys:
         key_id = secrets.token_hex(6)
         secret = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         now = datetime.now(UTC)
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(
                 schema.api_keys.insert().values(
                     key_id=key_id,
@@ -111,7 +114,7 @@ class ApiKeys:
     async def revoke(self, key_id: str) -> bool:
         """Revoke a key; False if no such key. Idempotent."""
         k = schema.api_keys.c
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             found = (await conn.execute(select(k.revoke_time).where(k.key_id == key_id))).first()
             if found is None:
                 return False
@@ -153,7 +156,7 @@ class ApiKeys:
     async def _touch(self, key_id: str) -> None:
         k = schema.api_keys.c
         try:
-            async with self._engine.begin() as conn:
+            async with self._writer.begin() as conn:
                 await conn.execute(
                     update(schema.api_keys).where(k.key_id == key_id).values(last_used_time=datetime.now(UTC))
                 )

@@ -44,8 +44,12 @@ class Principal:
     tenant_id: str
     role: Role
     subject: str
+    # Set for a join token: the one call it may stream, and nothing else.
+    call_id: str | None = None
 
     def may_call(self, method: str) -> bool:
+        if self.call_id is not None:
+            return method == _ASSIST + "StreamCall"
         if self.role is Role.ADMIN:
             return True
         return self.role in METHOD_ROLES.get(method, frozenset())

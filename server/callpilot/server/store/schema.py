@@ -321,3 +321,17 @@ api_keys = Table(
     PrimaryKeyConstraint("key_id"),
     Index("ix_api_keys_tenant", "tenant_id", "create_time"),
 )
+
+join_tokens = Table(
+    "join_tokens",
+    metadata,
+    # SHA-256 of the token: a leaked database does not let anyone join a call.
+    Column("token_sha256", String(64), nullable=False),
+    _tenant(),
+    Column("call_id", String(ID_LENGTH), nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("expire_time", UtcDateTime, nullable=False),
+    Column("used_time", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("token_sha256"),
+    Index("ix_join_tokens_expiry", "expire_time"),
+)

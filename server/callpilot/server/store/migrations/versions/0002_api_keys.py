@@ -1,4 +1,4 @@
-"""API keys: per tenant, with a role, stored hashed.
+"""API keys (per tenant, with a role) and browser-call join tokens, both stored hashed.
 
 Revision ID: 0002
 Revises: 0001
@@ -32,8 +32,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key_id", name="pk_api_keys"),
     )
     op.create_index("ix_api_keys_tenant", "api_keys", ["tenant_id", "create_time"])
+    op.create_table(
+        "join_tokens",
+        sa.Column("token_sha256", sa.String(64), nullable=False),
+        sa.Column("tenant_id", sa.String(64), nullable=False),
+        sa.Column("call_id", sa.String(64), nullable=False),
+        sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expire_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_time", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("token_sha256", name="pk_join_tokens"),
+    )
+    op.create_index("ix_join_tokens_expiry", "join_tokens", ["expire_time"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_join_tokens_expiry", table_name="join_tokens")
+    op.drop_table("join_tokens")
     op.drop_index("ix_api_keys_tenant", table_name="api_keys")
     op.drop_table("api_keys")
