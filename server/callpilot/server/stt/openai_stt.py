@@ -34,7 +34,7 @@ import numpy as np
 import openai
 from callpilot.server.errors import ConfigError
 from callpilot.server.stt.base import SAMPLE_RATE, AudioArray, STTCapabilities, STTEngine, STTError
-from callpilot.server.stt.streaming import Hypothesis, SegmentingStream
+from callpilot.server.stt.streaming import Hypothesis, SegmentingOptions, SegmentingStream
 from callpilot.server.stt.vad import VadOptions, load_silero_session
 from openai import AsyncOpenAI
 
@@ -114,14 +114,13 @@ class OpenAITranscriptionEngine(STTEngine):
             )
         self.model = model
         self.language = language
-        self.vad = vad if vad is not None else VadOptions()
         self.interim_decoder = interim_decoder
         if interim_decoder is not None and interim_interval is None:
             interim_interval = 0.7
-        self.interim_interval = interim_interval
+        self.segmenting = SegmentingOptions(
+            vad or VadOptions(), interim_interval, max_pending_finals, max_events
+        )
         self.max_consecutive_failures = max_consecutive_failures
-        self.max_pending_finals = max_pending_finals
-        self.max_events = max_events
         self.capabilities = STTCapabilities(streaming=False, interim_results=interim_interval is not None)
         self._client = client or AsyncOpenAI(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
@@ -167,13 +166,7 @@ class OpenAITranscriptionStream(SegmentingStream):
     def __init__(
         self, engine: OpenAITranscriptionEngine, *, language: str, phrase_hints: Sequence[str]
     ) -> None:
-        super().__init__(
-            vad=engine.vad,
-            vad_session=load_silero_session(),
-            interim_interval=engine.interim_interval,
-            max_pending_finals=engine.max_pending_finals,
-            max_events=engine.max_events,
-        )
+        super().__init__(engine.segmenting)
         self._engine = engine
         self.language = language
         self.prompt = hints_prompt(phrase_hints)
