@@ -10,7 +10,8 @@ import numpy.typing as npt
 import pytest
 from callpilot.server.errors import ConfigError
 from callpilot.server.stt.base import SpeechEvent, SpeechEventKind, STTError
-from callpilot.server.stt.deepgram import DeepgramEngine, DeepgramStream, ReconnectPolicy, float_to_linear16
+from callpilot.server.stt.deepgram import DeepgramEngine, DeepgramStream
+from callpilot.server.stt.replay import ReconnectPolicy, float_to_linear16
 from providers.fake_deepgram import DeepgramScript, FakeDeepgram, silence, tone_words
 
 pytestmark = [

@@ -28,7 +28,8 @@ from callpilot.server.bus import InProcessBus
 from callpilot.server.manager import SessionManager
 from callpilot.server.session import SessionDeps
 from callpilot.server.store import DEFAULT_TENANT, Store
-from callpilot.server.stt.deepgram import DeepgramEngine, ReconnectPolicy
+from callpilot.server.stt.deepgram import DeepgramEngine
+from callpilot.server.stt.replay import ReconnectPolicy
 from callpilot.v1 import assist_service_pb2_grpc, call_pb2, common_pb2, events_pb2
 from providers.fake_deepgram import DeepgramScript, FakeDeepgram, silence, tone_words
 from providers.fake_openai import ChatReply, Completion, Error, FakeOpenAI, Stream, ToolCallSpec, text_stream
