@@ -21,6 +21,7 @@ import pytest
 from callpilot.client import AsyncCallpilot
 from callpilot.client.audio import RawAudio
 from callpilot.server.api.assist import AssistServicer
+from callpilot.server.assist.fallback import FallbackAssistant
 from callpilot.server.assist.local import LocalAssistant
 from callpilot.server.assist.openai_llm import OpenAIAssistant
 from callpilot.server.assist.tools import ToolBox
@@ -67,8 +68,8 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Any]:
             "test-key", base_url=dg.url, reconnect=ReconnectPolicy(max_attempts=3, initial_backoff=0.05)
         )
         toolbox = ToolBox(store)
-        assistant = OpenAIAssistant(
-            "sk-test", oa.base_url, "gpt-test", toolbox, fallback=LocalAssistant(store, toolbox)
+        assistant = FallbackAssistant(
+            OpenAIAssistant("sk-test", oa.base_url, "gpt-test", toolbox), LocalAssistant(store, toolbox)
         )
         bus = InProcessBus()
         deps = SessionDeps(store=store, bus=bus, stt=stt, assistant=assistant, directory=store)

@@ -23,7 +23,7 @@ from callpilot.server.assist.tools import ToolBox
 from callpilot.server.bus import InProcessBus
 from callpilot.server.config import Settings
 from callpilot.server.manager import SessionManager
-from callpilot.server.providers import build_assistant, build_stt, build_stt_fallback
+from callpilot.server.providers import build_assistant, build_stt
 from callpilot.server.session import SessionDeps
 from callpilot.server.store import Store
 from callpilot.v1 import (
@@ -118,11 +118,8 @@ class CallpilotServer:
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        stt = build_stt(s)
+        stt = build_stt(s)  # a cloud engine comes wrapped with its fallback (warmed up together)
         await stt.warm_up()
-        stt_fallback = build_stt_fallback(s)
-        if stt_fallback is not None:
-            await stt_fallback.warm_up()
         store = await Store.open(s.effective_database_url, seed_demo=s.seed_demo, tenant_id=s.tenant_id)
         self._store = store
         toolbox = ToolBox(store)
@@ -134,7 +131,6 @@ class CallpilotServer:
             stt=stt,
             assistant=assistant,
             directory=store,
-            stt_fallback=stt_fallback,
             toolbox=toolbox,
         )
         self._manager = SessionManager(self._deps, tenant_id=s.tenant_id, max_calls=s.max_calls)
@@ -196,9 +192,6 @@ class CallpilotServer:
                 await self._deps.assistant.aclose()
             with contextlib.suppress(Exception):
                 await self._deps.stt.aclose()
-            if self._deps.stt_fallback is not None:
-                with contextlib.suppress(Exception):
-                    await self._deps.stt_fallback.aclose()
         if self._store is not None:
             await self._store.close()
         self._stopped.set()

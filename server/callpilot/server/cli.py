@@ -14,20 +14,32 @@ import sys
 from callpilot.server import logs
 from callpilot.server.config import Settings
 from callpilot.server.errors import ConfigError
+from callpilot.server.providers.registry import assistant_provider, stt_provider
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
-        name: getattr(args, name, None) for name in ("host", "port", "database_url", "stt", "assistant")
-    }
-    return Settings.from_env(**overrides)
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """The settings (environment, then the command's options); None after printing why not.
+
+    Provider names given as options are checked against the provider
+    registry (the one list of names), so the error names the option.
+    """
+    try:
+        if getattr(args, "stt", None):
+            stt_provider(args.stt, setting="--stt")
+        if getattr(args, "assistant", None):
+            assistant_provider(args.assistant, setting="--assistant")
+        overrides = {
+            name: getattr(args, name, None) for name in ("host", "port", "database_url", "stt", "assistant")
+        }
+        return Settings.from_env(**overrides)
+    except ConfigError as exc:
+        print(f"callpilot: {exc}", file=sys.stderr)
+        return None
 
 
 def serve(args: argparse.Namespace) -> int:
-    try:
-        settings = _settings(args)
-    except ConfigError as exc:
-        print(f"callpilot: {exc}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
     logs.configure(settings.log_level, settings.log_json)
     from callpilot.server.app import run
@@ -44,10 +56,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def db_import(args: argparse.Namespace) -> int:
-    try:
-        settings = _settings(args)
-    except ConfigError as exc:
-        print(f"callpilot: {exc}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
     try:
         text = args.file.read_text(encoding="utf-8")
