@@ -21,6 +21,7 @@ from callpilot.server.stt.deepgram import DeepgramEngine, DeepgramStream
 from callpilot.server.stt.fallback import FallbackEngine
 from callpilot.server.stt.replay import ReconnectPolicy, float_to_linear16
 from providers.fake_deepgram import DeepgramScript, FakeDeepgram, silence, tone_words
+from stt.switching import switch_over
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.*"),
@@ -375,20 +376,9 @@ async def test_a_persistent_outage_hands_the_unfinalised_audio_to_the_fallback_e
     async with FakeDeepgram(script) as dg:
         policy = ReconnectPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05)
         stream = FallbackEngine(engine(dg, reconnect=policy), tape).stream(language="en")
-        events: list[SpeechEvent] = []
-        switched = asyncio.Event()
-
-        async def consume() -> None:
-            async for ev in stream:
-                events.append(ev)
-                if ev.kind is K.DEGRADED:
-                    switched.set()
-
-        consumer = asyncio.create_task(consume())
-        await push(stream, audio)  # type: ignore[arg-type]
+        consumer, events = await switch_over(stream, push(stream, audio))  # type: ignore[arg-type]
+        stream.end_input()
         async with asyncio.timeout(20):
-            await switched.wait()
-            stream.end_input()
             await consumer
     degraded = [e for e in events if e.kind is K.DEGRADED]
     assert len(degraded) == 1 and "Deepgram unreachable after 3 attempts" in degraded[0].text

@@ -26,6 +26,7 @@ from callpilot.server.stt.base import (
 )
 from callpilot.server.stt.fallback import FallbackEngine, FallbackStream
 from callpilot.server.stt.queue import EventQueue
+from stt.switching import switch_over
 
 K = SpeechEventKind
 SR = SAMPLE_RATE
@@ -224,22 +225,6 @@ async def run_call(
     return events
 
 
-def consume_until_switch(
-    stream: STTStream,
-) -> tuple[asyncio.Task[None], asyncio.Event, list[SpeechEvent]]:
-    """Collect the stream's events in a task; the event is set at the DEGRADED one."""
-    events: list[SpeechEvent] = []
-    switched = asyncio.Event()
-
-    async def consume() -> None:
-        async for ev in stream:
-            events.append(ev)
-            if ev.kind is K.DEGRADED:
-                switched.set()
-
-    return asyncio.create_task(consume()), switched, events
-
-
 def finals(events: Sequence[SpeechEvent]) -> list[tuple[int, str, float, float]]:
     return [(e.utterance, e.text, e.start, e.end) for e in events if e.kind is K.FINAL]
 
@@ -281,12 +266,7 @@ async def test_end_input_during_the_replay_waits_for_the_replayed_audio() -> Non
     gate = asyncio.Event()
     primary, fallback = ScriptedPrimary(fail_at_s=3.5), RecordingFallback(gate)
     stream = FallbackEngine(primary, fallback).stream(language="en")
-    consumer, switched, events = consume_until_switch(stream)
-    audio = positions(0, 3.5)
-    for i in range(0, len(audio), 1600):
-        await stream.push_audio(audio[i : i + 1600])
-    async with asyncio.timeout(5):
-        await switched.wait()
+    consumer, events = await switch_over(stream, stream.push_audio(positions(0, 3.5)))
     # The fallback is still stuck in the replay (its decoder is slow): the call ends now.
     assert fallback.streams[0].pushed == 0
     stream.end_input()
@@ -313,10 +293,7 @@ async def test_push_during_the_replay_waits_and_keeps_order() -> None:
     gate = asyncio.Event()
     primary, fallback = ScriptedPrimary(fail_at_s=1.5), RecordingFallback(gate)
     stream = FallbackEngine(primary, fallback).stream(language="en")
-    consumer, switched, _ = consume_until_switch(stream)
-    await stream.push_audio(positions(0, 1.5))
-    async with asyncio.timeout(5):
-        await switched.wait()
+    consumer, _ = await switch_over(stream, stream.push_audio(positions(0, 1.5)))
     late = asyncio.create_task(stream.push_audio(positions(1.5, 2.0)))
     await asyncio.sleep(0.05)
     assert not late.done(), "live audio waits behind the replay"
@@ -332,10 +309,7 @@ async def test_push_during_the_replay_waits_and_keeps_order() -> None:
 async def test_a_primary_without_audio_places_the_fallback_at_the_present() -> None:
     primary, fallback = ScriptedPrimary(fail_at_s=1.5, keeps_audio=False), RecordingFallback()
     stream = FallbackEngine(primary, fallback).stream(language="en")
-    consumer, switched, events = consume_until_switch(stream)
-    await stream.push_audio(positions(0, 1.5))
-    async with asyncio.timeout(5):
-        await switched.wait()
+    consumer, events = await switch_over(stream, stream.push_audio(positions(0, 1.5)))
     await stream.push_audio(positions(1.5, 3.5))
     stream.end_input()
     async with asyncio.timeout(5):
@@ -367,10 +341,8 @@ async def test_aclose_during_the_replay_stops_both_streams() -> None:
     gate = asyncio.Event()  # never set: the replay hangs until closed
     primary, fallback = ScriptedPrimary(fail_at_s=1.5), RecordingFallback(gate)
     stream = FallbackEngine(primary, fallback).stream(language="en")
-    consumer, switched, _ = consume_until_switch(stream)
-    await stream.push_audio(positions(0, 1.5))
+    consumer, _ = await switch_over(stream, stream.push_audio(positions(0, 1.5)))
     async with asyncio.timeout(5):
-        await switched.wait()
         await stream.aclose()
         await consumer
     assert primary.streams[0].closed and fallback.streams[0].closed
