@@ -126,7 +126,6 @@ class OpenAITranscriptionEngine(STTEngine):
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
         self._slots = asyncio.Semaphore(max_concurrency)
-        self.uploads = 0  # requests sent (metrics, tests)
 
     def stream(self, *, language: str, phrase_hints: Sequence[str] = ()) -> OpenAITranscriptionStream:
         return OpenAITranscriptionStream(self, language=language or self.language, phrase_hints=phrase_hints)
@@ -143,7 +142,6 @@ class OpenAITranscriptionEngine(STTEngine):
             return Hypothesis("", 0.0)
         wants_logprobs = self.model.startswith(("gpt-4o-transcribe", "gpt-4o-mini-transcribe"))
         async with self._slots:
-            self.uploads += 1
             result = await self._client.audio.transcriptions.create(
                 file=("utterance.wav", to_wav(audio), "audio/wav"),
                 model=self.model,

@@ -226,7 +226,6 @@ class ReplayingStream(STTStream):
         self._finalize_pending = False  # a flush() waiting for its finalize request to go out
         self._finalized = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.connections = 0  # sockets opened so far (for metrics)
         with contextlib.suppress(RuntimeError):  # no running loop: start on first use
             self._start()
 
@@ -408,7 +407,6 @@ class ReplayingStream(STTStream):
         async with contextlib.AsyncExitStack() as stack:
             async with asyncio.timeout(self._options.connect_timeout):
                 conn = await self._connect(stack)
-            self.connections += 1
             self._conn_base = start
             progress = [False]
             sender = asyncio.create_task(self._send(conn, start), name=f"{self.provider}-send")
