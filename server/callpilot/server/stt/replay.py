@@ -214,6 +214,7 @@ class ReplayingStream(STTStream):
     """Exceptions of a send that mean "the socket is gone" (the receiver reports why)."""
 
     def __init__(self, options: ConnectionOptions) -> None:
+        """Subclasses set their own fields first: this may start the runner task."""
         self._options = options
         self._ledger = AudioLedger(options.replay_buffer_samples)
         self._out = EventQueue(options.max_events)
