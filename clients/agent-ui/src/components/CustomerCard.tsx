@@ -17,7 +17,7 @@ export function CustomerCard({ identified, refresh = 0 }: { identified: Identity
   const details = useLoad(customerId, (id) => client.getCustomer(id), refresh);
 
   return (
-    <section class="panel customer-panel" aria-labelledby="customer-title">
+    <section class="panel customer-panel" aria-labelledby="customer-title" tabIndex={0}>
       <h2 id="customer-title" class="panel-title">
         Customer
       </h2>

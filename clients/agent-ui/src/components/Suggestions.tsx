@@ -22,7 +22,7 @@ export function Suggestions({ callId, suggestions, onFeedback, onOpenSource }: S
   const superseded = suggestions.filter((s) => s.supersededBy !== "");
   const newest = current.find((s) => !s.streaming);
   return (
-    <section class="panel suggestions-panel" aria-labelledby="suggestions-title">
+    <section class="panel suggestions-panel" aria-labelledby="suggestions-title" tabIndex={0}>
       <h2 id="suggestions-title" class="panel-title">
         Suggestions
       </h2>

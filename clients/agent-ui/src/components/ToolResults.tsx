@@ -27,7 +27,7 @@ export function ToolResults({
 }) {
   const newest = [...tools].reverse();
   return (
-    <section class="panel tools-panel" aria-labelledby="tools-title">
+    <section class="panel tools-panel" aria-labelledby="tools-title" tabIndex={0}>
       <h2 id="tools-title" class="panel-title">
         Lookups
       </h2>

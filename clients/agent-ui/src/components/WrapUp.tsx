@@ -27,7 +27,7 @@ export function WrapUpPanel({ callId, ended }: { callId: string; ended: CallEnde
   };
 
   return (
-    <section class="panel wrapup-panel" aria-labelledby="wrapup-title" data-wrapup="open">
+    <section class="panel wrapup-panel" aria-labelledby="wrapup-title" data-wrapup="open" tabIndex={0}>
       <h2 id="wrapup-title" class="wrapup-title" tabIndex={-1} ref={heading}>
         Wrap-up
       </h2>
