@@ -30,7 +30,9 @@ TURNS = [
 @pytest.fixture
 def own_gateway(web_server: ServerProcess, js_build: JsBuild, artifacts: Path) -> Iterator[GatewayProcess]:
     """A gateway of its own: this test kills it."""
-    proc = GatewayProcess(web_server.address, artifacts / "gateway-desk-live.log", static_dir=js_build.app_dir)
+    proc = GatewayProcess(
+        web_server.address, artifacts / "gateway-desk-live.log", static_dir=js_build.app_dir
+    )
     proc.start()
     yield proc
     proc.stop()
@@ -106,7 +108,9 @@ async def test_live_call_on_the_desk(
     assert len(live["toolKeys"]) == len(set(live["toolKeys"])), live["toolKeys"]
     # The live region announced the newest suggestion.
     assert live["announcerLive"] == "polite"
-    assert live["announcer"].startswith("New suggestion: ") and live["announcer"][16:] in live["suggestionTexts"]
+    assert (
+        live["announcer"].startswith("New suggestion: ") and live["announcer"][16:] in live["suggestionTexts"]
+    )
     assert live["lines"] >= 3 and live["times"] == live["lines"]
     assert seen["axeLive"] == [] and seen["axeLivePhone"] == [] and seen["axeEnded"] == []
     assert not seen["phoneOverflow"]

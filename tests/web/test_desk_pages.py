@@ -1,4 +1,4 @@
-"""The desk's pages in headless Chromium at 1280×800 and 390×844: the calls
+"""The desk's pages in headless Chromium at 1280x800 and 390x844: the calls
 list, an ended call with its wrap-up, an unknown call, the app's 404 page,
 /call and /answer. Each page is checked from the DOM and by axe-core (no
 serious or critical violations), and photographed into docs/screenshots/.

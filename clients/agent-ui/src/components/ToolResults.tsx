@@ -239,9 +239,10 @@ function ReviseForm({
   onBack: () => void;
 }) {
   const proposed: JsonObject = tool.arguments ?? {};
-  const editable = Object.entries(proposed).filter(
-    ([, v]) => typeof v === "string" || typeof v === "number" || typeof v === "boolean",
-  );
+  // Ids (customer_id, ...) come last: the words are what an agent usually corrects.
+  const editable = Object.entries(proposed)
+    .filter(([, v]) => typeof v === "string" || typeof v === "number" || typeof v === "boolean")
+    .sort((a, b) => Number(a[0].endsWith("_id")) - Number(b[0].endsWith("_id")));
   const [values, setValues] = useState<Record<string, string>>(() =>
     Object.fromEntries(editable.map(([k, v]) => [k, String(v)])),
   );
