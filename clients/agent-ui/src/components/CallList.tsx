@@ -129,7 +129,7 @@ function CallTable({
                 </span>
                 <CustomerName id={c.customerId} name={customerNames.get(c.customerId)} />
                 <span class="muted small">{formatDateTime(c.createTime)}</span>
-                <span class="call-summary muted small">{c.summary.split("\n")[0] ?? ""}</span>
+                <span class="call-summary muted small">{summaryLine(c.summary)}</span>
                 <span class="mono small muted call-id">{c.callId}</span>
               </a>
             </li>
@@ -151,4 +151,10 @@ function CustomerName({ id, name }: { id: string; name: string | Promise<void> |
       {known && <span class="muted small call-customer-id"> {id}</span>}
     </span>
   );
+}
+
+/** The summary's first line that says more than who called (the row already names the customer). */
+function summaryLine(summary: string): string {
+  const lines = summary.split("\n").filter((l) => l.trim() !== "");
+  return lines.find((l) => !/^customer:/i.test(l.trim())) ?? lines[0] ?? "";
 }
