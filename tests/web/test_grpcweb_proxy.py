@@ -19,7 +19,7 @@ from callpilot.client import AsyncCallpilot
 from callpilot.gateway.app import create_app
 from callpilot.gateway.config import GatewaySettings
 from callpilot.gateway.grpcweb import ACTIVE
-from callpilot.gateway.grpcweb_wire import (
+from callpilot.gateway.grpcweb.wire import (
     decode_binary_header,
     decode_text_body,
     encode_frame,

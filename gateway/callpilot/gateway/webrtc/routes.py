@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 from callpilot.client import CallpilotError
-from callpilot.gateway.app import CLIENT, SETTINGS
+from callpilot.gateway.keys import CLIENT, SETTINGS
 from callpilot.gateway.webrtc.call import api_error_from
 from callpilot.gateway.webrtc.errors import ApiError, bad_request
 from callpilot.gateway.webrtc.registry import CallRegistry

@@ -38,9 +38,8 @@ import callpilot.client  # noqa: F401 - registers callpilot.v1 in the default de
 import grpc
 import grpc.aio
 from aiohttp import web
-from callpilot.gateway import grpcweb_cors as cors
-from callpilot.gateway.app import CLIENT, SETTINGS
-from callpilot.gateway.grpcweb_wire import (
+from callpilot.gateway.grpcweb import cors
+from callpilot.gateway.grpcweb.wire import (
     BINARY_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
     WireError,
@@ -58,6 +57,7 @@ from callpilot.gateway.grpcweb_wire import (
     status_fields,
     valid_metadata_key,
 )
+from callpilot.gateway.keys import CLIENT, SETTINGS
 from google.protobuf import descriptor_pool
 from multidict import CIMultiDict
 
