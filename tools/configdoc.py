@@ -33,7 +33,9 @@ HEADER = """\
 Both processes read `CALLPILOT_*` environment variables; a command-line flag, where there is
 one, overrides its variable. An empty variable counts as unset. Booleans are `1`/`0`,
 `true`/`false`, `yes`/`no` or `on`/`off`; lists are comma-separated. A bad value stops start-up
-with one line on stderr naming the variable (exit status 2), before any port is opened.
+with one line on stderr naming the variable (exit status 2), before any port is opened; a port
+that another program or another `callpilot serve`/`gateway` holds stops it with one line and exit
+status 1.
 
 The cloud providers' credentials are read from the providers' own variable names
 (`DEEPGRAM_API_KEY`, `OPENAI_API_KEY`, ...), so existing deployments' secrets work unchanged;
