@@ -93,3 +93,11 @@ def test_gateway_reads_its_variables() -> None:
 def test_gateway_bad_values_name_the_variable(env: dict[str, str], expected: str) -> None:
     with pytest.raises(GatewayConfigError, match=expected.replace("[", r"\[").replace("]", r"\]")):
         GatewaySettings.from_env(env)
+
+
+def test_constructors_read_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only `from_env` reads variables; a constructor is its defaults plus its arguments."""
+    monkeypatch.setenv("CALLPILOT_STT", "null")
+    monkeypatch.setenv("CALLPILOT_STUN_URLS", "stun:x")
+    assert Settings().stt == "whisper" and Settings.from_env().stt == "null"
+    assert GatewaySettings().stun_urls == () and GatewaySettings.from_env().stun_urls == ("stun:x",)

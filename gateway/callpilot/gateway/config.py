@@ -32,6 +32,9 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 ENV_PREFIX = "CALLPILOT_"
 
+# The environment `from_env` reads while it builds settings; outside it (None)
+# the constructor reads no environment, so `GatewaySettings(port=0)` is the
+# defaults plus what it is given.
 _ENV: ContextVar[Mapping[str, str] | None] = ContextVar("callpilot_gateway_settings_env", default=None)
 
 
@@ -54,7 +57,7 @@ class _MappingEnvSource(EnvSettingsSource):
 
 @contextmanager
 def _reading_env(env: Mapping[str, str] | None) -> Iterator[None]:
-    token = _ENV.set(env)
+    token = _ENV.set(os.environ if env is None else env)
     try:
         yield
     finally:
@@ -170,7 +173,9 @@ class GatewaySettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         env = _ENV.get()
-        return (init_settings, _MappingEnvSource(settings_cls, os.environ if env is None else env))
+        if env is None:
+            return (init_settings,)
+        return (init_settings, _MappingEnvSource(settings_cls, env))
 
     @property
     def own_origins(self) -> tuple[str, ...]:

@@ -44,8 +44,10 @@ PROVIDER_ENV = {
     "openai_base_url": "OPENAI_BASE_URL",
 }
 
-# The environment `from_env` reads; None means os.environ. A context variable
-# rather than a class attribute so concurrent callers (tests) do not mix.
+# The environment `from_env` reads while it builds settings; outside it (None)
+# the constructor reads no environment at all, so `Settings(stt="null")` is
+# exactly the defaults plus what it is given, as the dataclass was. A context
+# variable rather than a class attribute so concurrent callers do not mix.
 _ENV: ContextVar[Mapping[str, str] | None] = ContextVar("callpilot_settings_env", default=None)
 
 
@@ -64,8 +66,8 @@ class MappingEnvSource(EnvSettingsSource):
 
 @contextmanager
 def reading_env(env: Mapping[str, str] | None) -> Iterator[None]:
-    """Within this block, settings classes using `MappingEnvSource` read `env`."""
-    token = _ENV.set(env)
+    """Within this block, settings classes using `env_sources` read `env` (None: os.environ)."""
+    token = _ENV.set(os.environ if env is None else env)
     try:
         yield
     finally:
@@ -77,7 +79,9 @@ def env_sources(
 ) -> tuple[PydanticBaseSettingsSource, ...]:
     """Overrides (init arguments, i.e. CLI flags) first, then the environment; no dotenv, no secrets dir."""
     env = _ENV.get()
-    return (init_settings, MappingEnvSource(settings_cls, os.environ if env is None else env))
+    if env is None:
+        return (init_settings,)
+    return (init_settings, MappingEnvSource(settings_cls, env))
 
 
 def env_names(settings_cls: type[BaseSettings], name: str) -> list[str]:
