@@ -114,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     gateway = sub.add_parser("gateway", help="run the HTTP gateway (WebRTC, grpc-web, agent app)")
     gateway.add_argument("--host")
     gateway.add_argument("--port", type=int)
-    gateway.add_argument("--server", help="gRPC target of the Callpilot server (default $CALLPILOT_SERVER or 127.0.0.1:50051)")
+    gateway.add_argument(
+        "--server", help="gRPC target of the Callpilot server (default $CALLPILOT_SERVER or 127.0.0.1:50051)"
+    )
     gateway.add_argument(
         "--ice-loopback",
         action="store_true",
