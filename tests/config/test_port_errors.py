@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from callpilot.server.app import CallpilotServer
+from callpilot.server.config import Settings
 from support import GatewayProcess, ServerProcess
 
 CALLPILOT = str(Path(sys.executable).parent / "callpilot")
@@ -80,3 +82,18 @@ def test_second_gateway_on_the_same_port_refuses(tmp_path: Path) -> None:
         _one_line_about(_gateway(first.port), first.port)
     finally:
         first.stop()
+
+
+async def test_grpc_itself_refuses_a_second_server_on_the_port(tmp_path: Path) -> None:
+    """Past the start-up check (a race), gRPC's own bind refuses: SO_REUSEPORT is off for the server."""
+    first = CallpilotServer(Settings(port=0, stt="null", data_dir=tmp_path / "first", shutdown_grace_s=1))
+    await first.start()
+    second = CallpilotServer(
+        Settings(port=first.port, stt="null", data_dir=tmp_path / "second", shutdown_grace_s=1)
+    )
+    try:
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{first.port}: the port is in use"):
+            await second.start()
+    finally:
+        await second.stop()
+        await first.stop()
