@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -48,3 +50,13 @@ def test_check_mode_passes_on_the_committed_file() -> None:
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_check_mode_fails_on_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    configdoc = _configdoc()
+    stale = tmp_path / "configuration.md"
+    stale.write_text(configdoc.render().replace("`50051`", "`50052`"), encoding="utf-8")
+    monkeypatch.setattr(configdoc, "TARGET", stale)
+    monkeypatch.setattr(configdoc, "ROOT", tmp_path)
+    assert configdoc.main(["--check"]) == 1
+    assert configdoc.main([]) == 0 and configdoc.main(["--check"]) == 0  # regenerated
