@@ -58,6 +58,9 @@ SERVER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_ping_strikes", 2),
+    # grpc turns SO_REUSEPORT on by default, so a second server on a taken
+    # port would start silently and share its connections: refuse instead.
+    ("grpc.so_reuseport", 0),
 ]
 
 CALL_CREATING_METHODS = frozenset(
@@ -148,9 +151,15 @@ class CallpilotServer:
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(services, server)
-        self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        try:
+            self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        except RuntimeError:  # grpc's "Failed to bind": the port is taken or the address is not ours
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"could not listen on {s.host}:{s.port}")
+            raise OSError(
+                f"cannot listen on {s.host}:{s.port}: the port is in use or the address is not available "
+                "(set CALLPILOT_PORT or --port)"
+            )
         await server.start()
         self._server = server
         for name in ("", *services[:2]):

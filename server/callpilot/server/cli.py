@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
 
 from callpilot.server import logs
@@ -41,6 +42,9 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
+    if (taken := _port_problem(settings.host, settings.port)) is not None:
+        print(f"callpilot: {taken}", file=sys.stderr)
+        return 1
     logs.configure(settings.log_level, settings.log_json)
     from callpilot.server.app import run
 
@@ -53,6 +57,33 @@ def serve(args: argparse.Namespace) -> int:
         print(f"callpilot: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on, or None; checked before the model loads.
+
+    A plain bind (SO_REUSEADDR, as gRPC, but not SO_REUSEPORT) fails on a port
+    another program or another `callpilot serve` holds, so a person gets one
+    line at once instead of a gRPC core log and a traceback after the model
+    has loaded. The server's own bind still reports the rare race (app.py).
+    """
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return (
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                "(another program or another callpilot serve holds it; set CALLPILOT_PORT or --port)"
+            )
+    return None
 
 
 def db_import(args: argparse.Namespace) -> int:

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     call = sub.add_parser("call", help="stream a WAV file as a call and print its events live")
-    call.add_argument("file", type=Path)
+    call.add_argument("file", type=Path, help="a WAV file: 16-bit PCM, μ-law or A-law (G.711), 8-48 kHz")
     call.add_argument(
         "--server", default=_server_default(), help="host:port (default $CALLPILOT_SERVER or 127.0.0.1:50051)"
     )
