@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from callpilot.server.errors import ConfigError
+from callpilot.server.providers.registry import ASSISTANT_PROVIDERS, STT_PROVIDERS
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -34,8 +35,9 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 ENV_PREFIX = "CALLPILOT_"
-STT_CHOICES = ("whisper", "null", "deepgram", "openai")
-ASSISTANT_CHOICES = ("local", "openai")
+# The provider names come from the registry, the one table of providers.
+STT_CHOICES = STT_PROVIDERS
+ASSISTANT_CHOICES = ASSISTANT_PROVIDERS
 # Settings read from the providers' conventional variable names.
 PROVIDER_ENV = {
     "deepgram_api_key": "DEEPGRAM_API_KEY",
@@ -287,12 +289,10 @@ class Settings(BaseSettings):
         problems: list[str] = []
         if not 0 < self.port < 65536 and self.port != 0:
             problems.append(f"CALLPILOT_PORT must be 0..65535, got {self.port}")
-        if self.stt not in STT_CHOICES:
-            problems.append(f"CALLPILOT_STT must be one of {', '.join(STT_CHOICES)}, got {self.stt!r}")
-        if self.assistant not in ASSISTANT_CHOICES:
-            problems.append(
-                f"CALLPILOT_ASSISTANT must be one of {', '.join(ASSISTANT_CHOICES)}, got {self.assistant!r}"
-            )
+        from callpilot.server.providers import registry
+
+        # Unknown provider names and missing keys, from the registry's table.
+        problems.extend(registry.problems(self))
         if self.database_url and not self.database_url.startswith(
             ("sqlite+aiosqlite://", "postgresql+asyncpg://")
         ):
@@ -305,15 +305,6 @@ class Settings(BaseSettings):
             problems.append("CALLPILOT_WHISPER_THREADS and CALLPILOT_WHISPER_WORKERS must be at least 1")
         if self.max_calls < 1:
             problems.append("CALLPILOT_MAX_CALLS must be at least 1")
-        if self.stt_fallback not in ("whisper", "none"):
-            problems.append(f"CALLPILOT_STT_FALLBACK must be whisper or none, got {self.stt_fallback!r}")
-        if self.stt == "deepgram" and not self.deepgram_api_key:
-            problems.append("CALLPILOT_STT=deepgram needs DEEPGRAM_API_KEY")
-        if "openai" in (self.stt, self.assistant) and not self.openai_api_key:
-            problems.append(
-                f"CALLPILOT_{'STT' if self.stt == 'openai' else 'ASSISTANT'}=openai needs OPENAI_API_KEY "
-                "(and OPENAI_BASE_URL for an OpenAI-compatible server such as vLLM or Ollama)"
-            )
         if self.llm_timeout_s <= 0:
             problems.append("CALLPILOT_LLM_TIMEOUT_S must be positive")
         if problems:
