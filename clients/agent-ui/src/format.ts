@@ -245,3 +245,12 @@ export function jsonSummary(value: JsonValue | undefined): string {
   }
   return recordLabel(value) ?? `${Object.keys(value).length} fields`;
 }
+
+/** 83_000 -> "1:23"; 3_723_000 -> "1:02:03". */
+export function formatOffset(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+}
