@@ -10,6 +10,9 @@ tenant scoping and the connection policy live here once:
   are not database work.
 - An in-memory SQLite database has a single connection, which concurrent
   transactions would trample, so `_turn()` makes callers take turns on it.
+- A SQLite file has a single writer, so writes of this process queue on a
+  fair lock (`_writer()`), in the order they asked; no write is nested in
+  another.
 - Every query a mixin writes filters on `self._tenant`.
 """
 
@@ -58,6 +61,11 @@ class Shared:
     # In-memory SQLite has a single connection, which concurrent transactions
     # would trample; this lock takes turns instead. None for real databases.
     serial: asyncio.Lock | None = None
+    # SQLite has one writer per file. Taking turns on this (FIFO) lock in the
+    # process, instead of polling SQLite's busy timeout, is what lets a live
+    # call's event write go next when a batched import releases the writer.
+    # None where the database has row locks (PostgreSQL) or `serial` is used.
+    writer: asyncio.Lock | None = None
     knowledge: dict[str, KnowledgeCache] = field(default_factory=dict)
     closed: bool = False
 
@@ -100,5 +108,13 @@ class StoreBase:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._turn(), self._shared.write_engine.begin() as conn:
+        async with self._turn(), self._writer(), self._shared.write_engine.begin() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def _writer(self) -> AsyncIterator[None]:
+        if self._shared.writer is None:
+            yield
+        else:
+            async with self._shared.writer:
+                yield

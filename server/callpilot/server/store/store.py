@@ -67,12 +67,14 @@ class Store(DirectoryQueries, CallRecords, EventLog, Feedback, DataLoading):
         if path is not None:
             await asyncio.to_thread(path.expanduser().resolve().parent.mkdir, parents=True, exist_ok=True)
         engine = create_engine(parsed)
+        single = is_single_connection(parsed)
         try:
             await upgrade_to_head(engine)
             shared = Shared(
                 engine=engine,
                 write_engine=engine.execution_options(**{WRITE_OPTION: True}),
-                serial=asyncio.Lock() if is_single_connection(parsed) else None,
+                serial=asyncio.Lock() if single else None,
+                writer=asyncio.Lock() if engine.dialect.name == "sqlite" and not single else None,
             )
             store = cls(shared, tenant_id)
             if seed_demo:
