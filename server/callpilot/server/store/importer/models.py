@@ -40,7 +40,7 @@ _DATE_SCHEMA = WithJsonSchema(
 Id = Annotated[
     str,
     BeforeValidator(rules.ident),
-    Field(pattern=rules.ID_PATTERN, description="id, unique in the file"),
+    Field(json_schema_extra={"pattern": rules.ID_PATTERN}, description="id, unique in the file"),
 ]
 CustomerRef = Annotated[
     str,
@@ -186,13 +186,24 @@ class Order(_Record):
     currency: Annotated[
         str,
         BeforeValidator(rules.currency),
-        Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. `USD` (upper-cased)"),
+        Field(
+            json_schema_extra={"pattern": "^[A-Za-z]{3}$"},
+            description="ISO 4217 code, e.g. `USD` (upper-cased)",
+        ),
     ]
     order_date: Annotated[Date, Field(description="date")]
     delivered_date: Annotated[
         datetime | None,
         BeforeValidator(rules.optional_when),
-        _DATE_SCHEMA,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "format": "date"},
+                    {"type": "string", "format": "date-time"},
+                    {"type": "null"},
+                ]
+            }
+        ),
         Field(
             description="date or `null`. Must not be before `order_date`; a date-only value is compared by day"
         ),
