@@ -65,8 +65,14 @@ def text(
     return rule
 
 
+_text_64 = text(64)
+_text_16 = text(16)
+_optional_320 = text(320, required=False)
+_optional_32 = text(32, required=False)
+
+
 def ident(value: object) -> str:
-    result = text(64)(value)
+    result = _text_64(value)
     if not _ID_RE.match(result):
         raise problem(
             f'"{result}" is not a valid id: use letters, digits, "_", ".", ":" or "-", starting with '
@@ -76,14 +82,14 @@ def ident(value: object) -> str:
 
 
 def email(value: object) -> str:
-    result = text(320, required=False)(value)
+    result = _optional_320(value)
     if result and not _EMAIL_RE.match(result):
         raise problem(f'"{result}" is not an email address')
     return result
 
 
 def phone(value: object) -> str:
-    result = text(32, required=False)(value)
+    result = _optional_32(value)
     if not result:
         return result
     compact = result.translate(_PHONE_PUNCTUATION)
@@ -148,14 +154,14 @@ def order_number(value: object) -> str:
 
 
 def currency(value: object) -> str:
-    code = text(64)(value).upper()
+    code = _text_64(value).upper()
     if not _CURRENCY_RE.match(code):
         raise problem(f'"{code}" is not an ISO 4217 code like "USD"')
     return code
 
 
 def policy_type(value: object) -> str:
-    kind = text(16)(value).lower()
+    kind = _text_16(value).lower()
     if kind not in schema.POLICY_TYPES:
         raise problem(f'"{kind}" is not one of: {", ".join(schema.POLICY_TYPES)}')
     return kind

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, cast
 
 from callpilot.server.errors import Violation
 from callpilot.server.store.importer import rules
@@ -18,14 +18,13 @@ from callpilot.server.store.importer.models import (
     SECTIONS,
     Article,
     Customer,
-    ImportDocument,
     Order,
     OrderItem,
     Policy,
     Ticket,
 )
 from callpilot.server.store.importer.normalize import describe
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
 _Loc = tuple[int | str, ...]
 
@@ -59,32 +58,65 @@ def referenced_customer_ids(doc: object) -> set[str]:
     return found
 
 
+class _Envelope(BaseModel):
+    """The document's top level alone; each record is then validated on its own (see below)."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    customers: Annotated[list[Any], BeforeValidator(rules.section)] = []
+    orders: Annotated[list[Any], BeforeValidator(rules.section)] = []
+    tickets: Annotated[list[Any], BeforeValidator(rules.section)] = []
+    policies: Annotated[list[Any], BeforeValidator(rules.section)] = []
+    articles: Annotated[list[Any], BeforeValidator(rules.section)] = []
+
+
 def validate_document(doc: object, *, known_customer_ids: Collection[str] = frozenset()) -> DataDocument:
     """Check a whole import document and return it normalised.
 
     Pure: no I/O. `known_customer_ids` are customers already in the
     database, which orders and tickets may reference besides the document's
     own. Raises DataImportError listing every problem (up to MAX_VIOLATIONS).
+
+    The records are validated one by one with their section's model (the
+    same models ImportDocument is made of), so that the rules spanning
+    records can use every record that passed and, of one that did not,
+    every field that passed.
     """
     problems: list[tuple[_Loc, str]] = []
-    parsed: ImportDocument | None = None
     try:
-        parsed = ImportDocument.model_validate(doc)
+        envelope = _Envelope.model_validate(doc)
     except ValidationError as exc:
         problems.extend((tuple(e["loc"]), _message(e)) for e in exc.errors(include_url=False))
+        envelope = None
+    valid: dict[str, list[BaseModel | None]] = {}
+    for section, model in SECTIONS.items():
+        raw = doc.get(section) if isinstance(doc, Mapping) else None
+        if not isinstance(raw, list):
+            valid[section] = []
+            continue
+        records: list[BaseModel | None] = []
+        for i, rec in enumerate(raw):
+            try:
+                records.append(model.model_validate(rec))
+            except ValidationError as exc:
+                records.append(None)
+                problems.extend(
+                    ((section, i, *e["loc"]), _message({**e, "loc": (section, i, *e["loc"])}))
+                    for e in exc.errors(include_url=False)
+                )
+        valid[section] = records
     if isinstance(doc, Mapping):
         bad = {loc for loc, _ in problems}
-        problems.extend(_cross_record(doc, bad, known_customer_ids))
-    if problems:
+        problems.extend(_cross_record(doc, valid, bad, known_customer_ids))
+    if problems or envelope is None:
         ordered = sorted(problems, key=lambda p: _order(p[0]))  # stable: a record's own order is kept
         raise DataImportError([Violation(_path(loc), message) for loc, message in ordered[:MAX_VIOLATIONS]])
-    assert parsed is not None
     return DataDocument(
-        customers=tuple(parsed.customers),
-        orders=tuple(parsed.orders),
-        tickets=tuple(parsed.tickets),
-        policies=tuple(parsed.policies),
-        articles=tuple(parsed.articles),
+        customers=tuple(cast(list[Customer], valid["customers"])),
+        orders=tuple(cast(list[Order], valid["orders"])),
+        tickets=tuple(cast(list[Ticket], valid["tickets"])),
+        policies=tuple(cast(list[Policy], valid["policies"])),
+        articles=tuple(cast(list[Article], valid["articles"])),
     )
 
 
@@ -145,7 +177,10 @@ def _field_value(model: type[BaseModel], rec: Mapping[str, object], name: str) -
 
 
 def _cross_record(
-    doc: Mapping[object, object], bad: set[_Loc], known_customer_ids: Collection[str]
+    doc: Mapping[object, object],
+    valid: Mapping[str, list[BaseModel | None]],
+    bad: set[_Loc],
+    known_customer_ids: Collection[str],
 ) -> list[tuple[_Loc, str]]:
     """Unique ids within the file and references to known customers.
 
@@ -166,27 +201,31 @@ def _cross_record(
     def ok(section: str, i: int, name: str) -> bool:
         return (section, i, name) not in bad
 
+    def value(section: str, i: int, rec: Mapping[str, object], name: str) -> Any:
+        record = valid[section][i]
+        if record is not None:
+            return getattr(record, name)
+        return _field_value(SECTIONS[section], rec, name)  # a record with problems elsewhere
+
     def unique(section: str, name: str, what: str, on_new: Any = None) -> None:
-        model = SECTIONS[section]
         seen: dict[str, int] = {}
         for i, rec in records(section):
             if not ok(section, i, name):
                 continue
-            value = _field_value(model, rec, name)
-            if value in seen:
+            key = value(section, i, rec, name)
+            if key in seen:
                 problems.append(
-                    ((section, i, name), f'duplicate {what} "{value}" (first at {section}[{seen[value]}])')
+                    ((section, i, name), f'duplicate {what} "{key}" (first at {section}[{seen[key]}])')
                 )
             else:
-                seen[value] = i
+                seen[key] = i
                 if on_new is not None:
-                    on_new(value)
+                    on_new(key)
 
     def references(section: str) -> None:
-        model = SECTIONS[section]
         for i, rec in records(section):
             if ok(section, i, "customer_id"):
-                customer_id = _field_value(model, rec, "customer_id")
+                customer_id = value(section, i, rec, "customer_id")
                 if customer_id not in declared and customer_id not in known_customer_ids:
                     problems.append(((section, i, "customer_id"), f'unknown customer "{customer_id}"'))
 
