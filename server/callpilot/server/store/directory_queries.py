@@ -16,7 +16,7 @@ from typing import Any
 from callpilot.server.errors import InvalidArgument, NotFound, Violation
 from callpilot.server.store import convert, schema
 from callpilot.server.store.base import KnowledgeCache, StoreBase
-from callpilot.server.store.importer import normalize_order_number, phone_digits
+from callpilot.server.store.importer.normalize import normalize_order_number, phone_digits
 from callpilot.server.store.knowledge import Document, KnowledgeIndex, fold
 from callpilot.v1 import directory_pb2
 from sqlalchemy import Row, and_, func, or_, select
