@@ -25,7 +25,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def keys(db_url: str) -> AsyncIterator[ApiKeys]:
     store = await Store.open(db_url)
     try:
-        yield ApiKeys(store._shared.engine)
+        yield ApiKeys(store)
     finally:
         await store.close()
 

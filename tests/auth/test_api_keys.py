@@ -19,7 +19,7 @@ async def test_create_verify_and_store_only_the_hash(keys: ApiKeys) -> None:
         Role.AGENT,
         f"key:{record.key_id}",
     )
-    async with keys._engine.connect() as conn:
+    async with keys._store.reading() as conn:
         rows = (await conn.execute(select(schema.api_keys))).all()
     stored = " ".join(str(v) for row in rows for v in row)
     assert secret not in stored

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 @pytest.fixture
 async def tokens(keys: ApiKeys) -> JoinTokens:
-    return JoinTokens(keys._engine)
+    return JoinTokens(keys._store)
 
 
 async def test_a_token_streams_its_call_once(tokens: JoinTokens) -> None:
@@ -27,7 +27,7 @@ async def test_a_token_streams_its_call_once(tokens: JoinTokens) -> None:
     with pytest.raises(CredentialRejected) as reused:
         await tokens.redeem(token)
     assert reused.value.reason == "JOIN_TOKEN_USED"
-    async with tokens._engine.connect() as conn:
+    async with tokens._store.reading() as conn:
         stored = " ".join(
             str(v) for row in (await conn.execute(select(schema.join_tokens))).all() for v in row
         )
@@ -42,7 +42,7 @@ async def test_concurrent_redeems_have_one_winner(tokens: JoinTokens) -> None:
 
 
 async def test_expired_unknown_and_malformed_tokens(keys: ApiKeys) -> None:
-    short = JoinTokens(keys._engine, ttl_s=0)
+    short = JoinTokens(keys._store, ttl_s=0)
     token, _ = await short.mint("acme", "call-3")
     with pytest.raises(CredentialRejected) as expired:
         await short.redeem(token)

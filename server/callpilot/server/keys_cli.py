@@ -38,7 +38,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await Store.open(settings.effective_database_url, seed_demo=False, tenant_id=settings.tenant_id)
     try:
-        keys = ApiKeys(store.engine)
+        keys = ApiKeys(store)
         if args.keys_command == "create":
             try:
                 role = Role.parse(args.role)

@@ -23,9 +23,8 @@ from datetime import UTC, datetime, timedelta
 from callpilot.server.auth.errors import CredentialRejected
 from callpilot.server.auth.principal import Principal, Role
 from callpilot.server.store import schema
-from callpilot.server.store.engine import WRITE_OPTION
+from callpilot.server.store.base import StoreBase
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 JOIN_PREFIX = "cpj_"
 JOIN_RE = re.compile(r"^cpj_[A-Za-z0-9_-]{43}$")
@@ -41,10 +40,8 @@ def _digest(token: str) -> str:
 
 
 class JoinTokens:
-    def __init__(self, engine: AsyncEngine, ttl_s: float = DEFAULT_TTL_S) -> None:
-        self._engine = engine
-        # Writers take SQLite's write lock up front (BEGIN IMMEDIATE) and queue on it.
-        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+    def __init__(self, store: StoreBase, ttl_s: float = DEFAULT_TTL_S) -> None:
+        self._store = store
         self.ttl_s = ttl_s
 
     async def mint(self, tenant_id: str, call_id: str) -> tuple[str, datetime]:
@@ -52,7 +49,7 @@ class JoinTokens:
         token = JOIN_PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         expires = now + timedelta(seconds=self.ttl_s)
-        async with self._writer.begin() as conn:
+        async with self._store.writing() as conn:
             await conn.execute(
                 schema.join_tokens.insert().values(
                     token_sha256=_digest(token),
@@ -75,7 +72,7 @@ class JoinTokens:
         j = schema.join_tokens.c
         now = datetime.now(UTC)
         digest = _digest(token)
-        async with self._writer.begin() as conn:
+        async with self._store.writing() as conn:
             row = (await conn.execute(select(schema.join_tokens).where(j.token_sha256 == digest))).first()
             if row is None:
                 raise CredentialRejected("INVALID_JOIN_TOKEN", "the join token is not valid")

@@ -23,9 +23,8 @@ from datetime import UTC, datetime
 from callpilot.server.auth.errors import CredentialRejected
 from callpilot.server.auth.principal import Principal, Role
 from callpilot.server.store import schema
-from callpilot.server.store.engine import WRITE_OPTION
+from callpilot.server.store.base import StoreBase
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 KEY_PREFIX = "cp_"
 KEY_RE = re.compile(r"^cp_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
@@ -68,10 +67,8 @@ class _Cached:
 class ApiKeys:
     """Keys on the Callpilot database (the same one as the calls)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        # Writers take SQLite's write lock up front (BEGIN IMMEDIATE) and queue on it.
-        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+    def __init__(self, store: StoreBase) -> None:
+        self._store = store
         self._cache: dict[str, _Cached] = {}
         self._last_used_written: dict[str, float] = {}
 
@@ -84,7 +81,7 @@ class ApiKeys:
         key_id = secrets.token_hex(6)
         secret = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         now = datetime.now(UTC)
-        async with self._writer.begin() as conn:
+        async with self._store.writing() as conn:
             await conn.execute(
                 schema.api_keys.insert().values(
                     key_id=key_id,
@@ -102,7 +99,7 @@ class ApiKeys:
         stmt = select(schema.api_keys).order_by(k.tenant_id, k.create_time)
         if tenant_id is not None:
             stmt = stmt.where(k.tenant_id == tenant_id)
-        async with self._engine.connect() as conn:
+        async with self._store.reading() as conn:
             rows = (await conn.execute(stmt)).all()
         return [
             ApiKey(
@@ -114,7 +111,7 @@ class ApiKeys:
     async def revoke(self, key_id: str) -> bool:
         """Revoke a key; False if no such key. Idempotent."""
         k = schema.api_keys.c
-        async with self._writer.begin() as conn:
+        async with self._store.writing() as conn:
             found = (await conn.execute(select(k.revoke_time).where(k.key_id == key_id))).first()
             if found is None:
                 return False
@@ -138,7 +135,7 @@ class ApiKeys:
             )
         key_id = match.group(1)
         k = schema.api_keys.c
-        async with self._engine.connect() as conn:
+        async with self._store.reading() as conn:
             row = (await conn.execute(select(schema.api_keys).where(k.key_id == key_id))).first()
         if row is None or not hmac.compare_digest(row.secret_sha256, _digest(key)):
             raise CredentialRejected("INVALID_API_KEY", "the API key is not valid")
@@ -156,7 +153,7 @@ class ApiKeys:
     async def _touch(self, key_id: str) -> None:
         k = schema.api_keys.c
         try:
-            async with self._writer.begin() as conn:
+            async with self._store.writing() as conn:
                 await conn.execute(
                     update(schema.api_keys).where(k.key_id == key_id).values(last_used_time=datetime.now(UTC))
                 )
