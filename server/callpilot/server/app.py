@@ -20,6 +20,8 @@ import grpc
 from callpilot.server.api.assist import AssistServicer
 from callpilot.server.api.directory import DirectoryServicer
 from callpilot.server.assist.tools import ToolBox
+from callpilot.server.auth.join_tokens import JoinTokens
+from callpilot.server.auth.setup import build_auth, server_credentials
 from callpilot.server.bus import InProcessBus
 from callpilot.server.config import Settings
 from callpilot.server.manager import SessionManager
@@ -107,6 +109,7 @@ class CallpilotServer:
         self._server: grpc.aio.Server | None = None
         self._health = health_aio.HealthServicer()
         self._drain = _DrainInterceptor()
+        self._join_tokens: JoinTokens | None = None
         self._store: Store | None = None
         self._manager: SessionManager | None = None
         self._deps: SessionDeps | None = None
@@ -138,7 +141,8 @@ class CallpilotServer:
         )
         self._manager = SessionManager(self._deps, tenant_id=s.tenant_id, max_calls=s.max_calls)
 
-        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[self._drain])
+        auth, self._join_tokens = build_auth(s, store)
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[auth, self._drain])
         assist_service_pb2_grpc.add_AssistServiceServicer_to_server(
             AssistServicer(self._manager, store, bus), server
         )
@@ -152,7 +156,11 @@ class CallpilotServer:
         )
         reflection.enable_server_reflection(services, server)
         try:
-            self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+            credentials = server_credentials(s)
+            if credentials is None:
+                self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+            else:
+                self.port = server.add_secure_port(f"{s.host}:{s.port}", credentials)
         except RuntimeError:  # grpc's "Failed to bind": the port is taken or the address is not ours
             self.port = 0
         if self.port == 0:
@@ -164,12 +172,15 @@ class CallpilotServer:
         self._server = server
         for name in ("", *services[:2]):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.warning(
-            "authentication is OFF: listening on %s:%d without TLS or API keys (loopback development mode)",
+        log.info(
+            "Callpilot serving on %s:%d (%s, auth %s, stt=%s, assistant=%s)",
             s.host,
             self.port,
+            "TLS" + (" with client certificates" if s.tls_client_ca else "") if s.tls_cert else "plaintext",
+            "on" if s.auth_enabled else "OFF",
+            s.stt,
+            s.assistant,
         )
-        log.info("Callpilot serving on %s:%d (stt=%s, assistant=%s)", s.host, self.port, s.stt, s.assistant)
 
     def request_stop(self) -> asyncio.Task[None]:
         if self._stopping is None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from callpilot.server.api.status import abort
@@ -33,8 +33,9 @@ from callpilot.server.errors import CallpilotError
 
 log = logging.getLogger("callpilot.auth")
 
-Handler = grpc.RpcMethodHandler[Any, Any]
-Ctx = grpc.aio.ServicerContext[Any, Any]
+if TYPE_CHECKING:
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 def bearer(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
