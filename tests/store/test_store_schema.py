@@ -28,6 +28,9 @@ EXPECTED_TABLES = {
     "suggestion_feedback",
     "call_contexts",
     "api_keys",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "webhook_attempts",
 }
 
 

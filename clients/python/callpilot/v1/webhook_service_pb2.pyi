@@ -33,7 +33,9 @@ class _WebhookDeliveryStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     WEBHOOK_DELIVERY_STATE_DELIVERED: _WebhookDeliveryState.ValueType  # 2
     """The endpoint answered 2xx."""
     WEBHOOK_DELIVERY_STATE_FAILED: _WebhookDeliveryState.ValueType  # 3
-    """No more attempts: the endpoint was disabled or deleted while it failed."""
+    """No more attempts: it kept failing for longer than the stated number of
+    days (CALLPILOT_WEBHOOK_DISABLE_AFTER_DAYS), and its endpoint was disabled.
+    """
 
 class WebhookDeliveryState(_WebhookDeliveryState, metaclass=_WebhookDeliveryStateEnumTypeWrapper):
     """Where a delivery stands."""
@@ -45,7 +47,9 @@ WEBHOOK_DELIVERY_STATE_PENDING: WebhookDeliveryState.ValueType  # 1
 WEBHOOK_DELIVERY_STATE_DELIVERED: WebhookDeliveryState.ValueType  # 2
 """The endpoint answered 2xx."""
 WEBHOOK_DELIVERY_STATE_FAILED: WebhookDeliveryState.ValueType  # 3
-"""No more attempts: the endpoint was disabled or deleted while it failed."""
+"""No more attempts: it kept failing for longer than the stated number of
+days (CALLPILOT_WEBHOOK_DISABLE_AFTER_DAYS), and its endpoint was disabled.
+"""
 Global___WebhookDeliveryState: _TypeAlias = WebhookDeliveryState  # noqa: Y015
 
 @_typing.final

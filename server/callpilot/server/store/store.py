@@ -47,6 +47,7 @@ from callpilot.server.store.importer import (
 )
 from callpilot.server.store.knowledge import Document, KnowledgeIndex, fold
 from callpilot.server.store.migrate import upgrade_to_head
+from callpilot.server.webhooks import outbox as webhook_outbox
 from callpilot.v1 import assist_service_pb2, call_pb2, directory_pb2, events_pb2
 from sqlalchemy import Row, and_, case, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -656,6 +657,7 @@ class Store:
                     metadata={"call_id": call_id, "sequence": str(seq)},
                 ) from exc
             await self._derive(conn, event, kind, when)
+            await webhook_outbox.write_for_event(conn, event, self._tenant, when)
 
     async def _derive(
         self, conn: AsyncConnection, event: events_pb2.CallEvent, kind: str, when: datetime
@@ -910,6 +912,7 @@ class Store:
                     create_time=convert.now_utc(),
                 )
             )
+            await webhook_outbox.write_for_feedback(conn, self._tenant, call_id, feedback)
         result = _suggestion(row, None)
         result.feedback.CopyFrom(feedback)
         return result

@@ -482,7 +482,8 @@ export enum WebhookDeliveryState {
   DELIVERED = 2,
 
   /**
-   * No more attempts: the endpoint was disabled or deleted while it failed.
+   * No more attempts: it kept failing for longer than the stated number of
+   * days (CALLPILOT_WEBHOOK_DISABLE_AFTER_DAYS), and its endpoint was disabled.
    *
    * @generated from enum value: WEBHOOK_DELIVERY_STATE_FAILED = 3;
    */
