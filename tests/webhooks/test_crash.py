@@ -71,18 +71,23 @@ async def _until(check: object, timeout: float, what: str) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_sigkill_before_delivery_then_restart_delivers_each_event_once(
-    tmp_path: Path, artifacts: Path
-) -> None:
-    env = {
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {
         "CALLPILOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
         "CALLPILOT_DATA_DIR": str(tmp_path),
         "CALLPILOT_STT": "null",
+        # A 2 s timeout makes the lease 9 s: a killed worker's rows are due again after that.
         "CALLPILOT_WEBHOOK_TIMEOUT_S": "2",
         "CALLPILOT_WEBHOOK_RETRY_BASE_S": "0.2",
         "CALLPILOT_WEBHOOK_RETRY_CAP_S": "0.5",
         "CALLPILOT_WEBHOOK_POLL_S": "0.1",
     }
+
+
+async def test_sigkill_before_delivery_then_restart_delivers_each_event_once(
+    tmp_path: Path, artifacts: Path
+) -> None:
+    env = _env(tmp_path)
     log = artifacts / "webhooks-sigkill.log"
     receiver = Receiver(port=free_port())
     server = ServerProcess(env, log).start()
@@ -148,3 +153,62 @@ async def test_sigkill_before_delivery_then_restart_delivers_each_event_once(
     ended = next(m["data"] for m in receiver.messages.values() if m["type"] == "call.ended")
     assert ended["reason"] == "CALL_END_REASON_CLIENT_ENDED"
     assert ended["suggestions_used"], ended
+
+
+async def test_sigkill_mid_delivery_resends_the_same_id_and_the_receiver_deduplicates(
+    tmp_path: Path, artifacts: Path
+) -> None:
+    """The receiver got call.ended but the sender died before hearing 204: same id again."""
+    env = _env(tmp_path)
+    log = artifacts / "webhooks-sigkill-mid.log"
+    receiver = await Receiver(hang_s=5.0).start()
+    receiver.slow_first_of = {"call.ended"}
+    server = ServerProcess(env, log).start()
+    restarted: ServerProcess | None = None
+    try:
+        created = json.loads(
+            _cli(
+                "create",
+                "--url",
+                receiver.url,
+                "--events",
+                ",".join(EVENT_TYPES),
+                "--server",
+                server.address,
+                "--json",
+            )
+        )
+        receiver.secret = created["secret"]
+        endpoint_id = created["endpoint"]["endpointId"]
+        await _call_with_feedback(server.address)
+        async with asyncio.timeout(60):
+            while "call.ended" not in receiver.types():
+                receiver.changed.clear()
+                await receiver.changed.wait()
+        server.kill()  # mid-delivery: the receiver has the body, the outbox row is still pending
+        [ended_id] = [i for i, m in receiver.messages.items() if m["type"] == "call.ended"]
+
+        restarted = ServerProcess(env, log).start()
+
+        async def all_delivered() -> bool:
+            assert restarted is not None
+            ds = await _deliveries(restarted.address, endpoint_id)
+            return len(ds) == 3 and all(d.state == pb.WEBHOOK_DELIVERY_STATE_DELIVERED for d in ds)
+
+        await _until(all_delivered, 60, "every delivery marked delivered")
+        deliveries = await _deliveries(restarted.address, endpoint_id)
+    finally:
+        server.stop()
+        if restarted is not None:
+            restarted.stop()
+        await receiver.stop()
+
+    assert receiver.bad_signatures == 0
+    # Deduplicated by id, each event once...
+    assert receiver.types() == ["call.ended", "call.started", "suggestion.feedback"]
+    assert {d.delivery_id for d in deliveries} == set(receiver.messages)
+    # ...though the one in flight at the kill was sent twice, with the same id.
+    assert receiver.requests[ended_id] == 2 and receiver.accepted[ended_id] == 2
+    assert all(receiver.accepted[i] == 1 for i in receiver.messages if i != ended_id)
+    [ended] = [d for d in deliveries if d.delivery_id == ended_id]
+    assert [a.http_status for a in ended.attempts] == [204]  # the killed attempt left no record

@@ -44,8 +44,12 @@ class WebhookSettings:
 
     @property
     def lease_s(self) -> float:
-        """How long a claimed delivery belongs to its worker: longer than any attempt."""
-        return self.timeout_s + 20.0
+        """How long a claimed delivery belongs to its worker: longer than any attempt.
+
+        Twice the request timeout plus 5 s to record the attempt, so a live
+        worker always settles its row before anyone else may claim it.
+        """
+        return 2 * self.timeout_s + 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
