@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 from callpilot.server.store import Store, convert
@@ -262,3 +263,46 @@ def test_retry_delays_grow_exponentially_with_full_jitter_up_to_the_cap() -> Non
         delays = [outbox.retry_delay(attempts, s) for _ in range(200)]
         assert all(0.0 <= d <= bound for d in delays)
         assert max(delays) > bound / 2  # spread over the range, not a fixed step
+
+
+async def test_prune_deletes_only_old_settled_deliveries(store: Store) -> None:
+    secret = new_secret()
+    receiver = await Receiver(secret).start()
+    delivered = await outbox.create_endpoint(
+        store.engine, store.tenant_id, receiver.url, payloads.EVENT_TYPES, "", secret
+    )
+    dead = await outbox.create_endpoint(
+        store.engine, store.tenant_id, f"http://127.0.0.1:{free_port()}/x", payloads.EVENT_TYPES, "", secret
+    )
+    worker = WebhookWorker(store.engine, FAST)
+    worker.start()
+    try:
+        await _run_call(store)
+        await receiver.wait_for(4, timeout=30)
+
+        async def settled() -> bool:
+            ds = await outbox.list_deliveries(store.engine, delivered.endpoint_id, 50)
+            return all(d.state == outbox.DELIVERED for d in ds)
+
+        await _wait(settled, 30, "deliveries to the live endpoint settled")
+    finally:
+        await worker.stop()
+        await receiver.stop()
+    now = convert.now_utc()
+    assert await outbox.prune(store.engine, now - timedelta(days=1)) == 0  # too recent
+    assert await outbox.prune(store.engine, now + timedelta(seconds=1)) == 4
+    assert await outbox.list_deliveries(store.engine, delivered.endpoint_id, 50) == []
+    pending = await outbox.list_deliveries(store.engine, dead.endpoint_id, 50)
+    assert len(pending) == 4 and all(d.state == outbox.PENDING for d in pending)
+
+
+async def test_an_attempt_finishing_after_its_endpoint_was_deleted_is_dropped(store: Store) -> None:
+    endpoint = await outbox.create_endpoint(
+        store.engine, store.tenant_id, "http://127.0.0.1:9/x", ["call.ended"], "", new_secret()
+    )
+    await _run_call(store)
+    [claimed] = await outbox.claim(store.engine, "A", 10, 30.0)
+    assert await outbox.delete_endpoint(store.engine, store.tenant_id, endpoint.endpoint_id)
+    ok = outbox.Attempt(convert.now_utc(), 204, "", 3)
+    await outbox.record_attempt(store.engine, claimed, "A", ok, True, FAST)
+    assert await outbox.claim(store.engine, "B", 10, 30.0) == []

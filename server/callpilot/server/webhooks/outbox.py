@@ -391,6 +391,7 @@ async def record_attempt(
 
     The delivery row changes only while `owner` still holds its lease, so a
     worker that overran its lease cannot undo what the next holder recorded.
+    Nothing is recorded for a delivery whose endpoint was deleted meanwhile.
     """
     d = schema.webhook_deliveries.c
     e = schema.webhook_endpoints.c
@@ -398,6 +399,11 @@ async def record_attempt(
     attempts = claimed.attempts + 1
     mine = (d.delivery_id == claimed.delivery_id, d.lease_owner == owner, d.state == PENDING)
     async with _write(engine).begin() as conn:
+        exists = (
+            await conn.execute(select(d.delivery_id).where(d.delivery_id == claimed.delivery_id))
+        ).first()
+        if exists is None:
+            return
         await conn.execute(
             schema.webhook_attempts.insert().values(
                 tenant_id=claimed.tenant_id,
@@ -459,3 +465,27 @@ async def record_attempt(
                 last_error=attempt.error[:2000],
             )
         )
+
+
+async def prune(engine: AsyncEngine, older_than: datetime, limit: int = 1000) -> int:
+    """Delete up to `limit` settled (delivered or failed) deliveries created before `older_than`.
+
+    Pending ones are never pruned. Returns how many were deleted; call again
+    while it returns `limit`.
+    """
+    d = schema.webhook_deliveries.c
+    a = schema.webhook_attempts.c
+    async with _write(engine).begin() as conn:
+        ids = list(
+            (
+                await conn.execute(
+                    select(d.delivery_id)
+                    .where(d.state.in_((DELIVERED, FAILED)), d.create_time < older_than)
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        if ids:
+            await conn.execute(delete(schema.webhook_attempts).where(a.delivery_id.in_(ids)))
+            await conn.execute(delete(schema.webhook_deliveries).where(d.delivery_id.in_(ids)))
+    return len(ids)

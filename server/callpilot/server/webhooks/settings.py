@@ -39,6 +39,8 @@ class WebhookSettings:
     poll_s: float = 1.0
     #: Deliveries claimed, and sent concurrently, per round.
     batch: int = 16
+    #: Days settled (delivered or failed) deliveries and their attempts are kept.
+    retention_days: float = 30.0
     #: The link to a call's transcript put in call.ended; "{call_id}" is replaced.
     transcript_url: str = "callpilot://calls/{call_id}/transcript"
 
@@ -62,6 +64,7 @@ class WebhookSettings:
             ("disable_after_days", float),
             ("poll_s", float),
             ("batch", int),
+            ("retention_days", float),
         ):
             raw = env.get(PREFIX + name.upper())
             if raw is None or raw == "":

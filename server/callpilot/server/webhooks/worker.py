@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import weakref
+from datetime import timedelta
 
 import aiohttp
 from callpilot.server.store import convert
@@ -31,6 +32,8 @@ USER_AGENT = "Callpilot-Webhooks/1"
 # A queued delivery becomes visible when its transaction commits, just after
 # the wake-up; these short re-looks catch it without waiting a whole poll.
 _WAKE_RETRIES_S = (0.01, 0.05, 0.2)
+# Settled deliveries older than the retention are deleted at start and then hourly.
+PRUNE_EVERY_S = 3600.0
 
 _workers: weakref.WeakSet[WebhookWorker] = weakref.WeakSet()
 
@@ -87,7 +90,11 @@ class WebhookWorker:
             timeout=aiohttp.ClientTimeout(total=s.timeout_s), headers={"user-agent": USER_AGENT}
         )
         retries: list[float] = []
+        next_prune = 0.0
         while True:
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY_S
+                await self._prune()
             try:
                 claimed = await outbox.claim(self._engine, self.owner, s.batch, s.lease_s)
             except Exception:
@@ -102,6 +109,16 @@ class WebhookWorker:
             if self._wake.is_set():
                 self._wake.clear()
                 retries = list(_WAKE_RETRIES_S)
+
+    async def _prune(self) -> None:
+        cutoff = convert.now_utc() - timedelta(days=self.settings.retention_days)
+        try:
+            # In batches, so no one transaction holds the write lock for long.
+            for _ in range(100):
+                if await outbox.prune(self._engine, cutoff) < 1000:
+                    break
+        except Exception:
+            log.exception("webhooks: could not prune old deliveries; trying again later")
 
     async def run_once(self) -> int:
         """One claim-and-send round (tests and tools); the number of deliveries attempted."""
