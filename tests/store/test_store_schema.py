@@ -29,6 +29,9 @@ EXPECTED_TABLES = {
     "call_contexts",
     "api_keys",
     "join_tokens",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "webhook_attempts",
 }
 
 

@@ -29,3 +29,4 @@ export * from "./gen/callpilot/v1/directory_pb.js";
 export * from "./gen/callpilot/v1/events_pb.js";
 export * from "./gen/callpilot/v1/assist_service_pb.js";
 export * from "./gen/callpilot/v1/directory_service_pb.js";
+export * from "./gen/callpilot/v1/webhook_service_pb.js";

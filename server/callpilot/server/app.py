@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from callpilot.server.api.assist import AssistServicer
 from callpilot.server.api.directory import DirectoryServicer
+from callpilot.server.api.webhooks import WebhookServicer
 from callpilot.server.assist.tools import ToolBox
 from callpilot.server.auth.join_tokens import JoinTokens
 from callpilot.server.auth.setup import build_auth, server_credentials
@@ -28,11 +29,14 @@ from callpilot.server.manager import SessionManager
 from callpilot.server.providers import build_assistant, build_stt
 from callpilot.server.session import SessionDeps
 from callpilot.server.store import Store
+from callpilot.server.webhooks.worker import WebhookWorker
 from callpilot.v1 import (
     assist_service_pb2,
     assist_service_pb2_grpc,
     directory_service_pb2,
     directory_service_pb2_grpc,
+    webhook_service_pb2,
+    webhook_service_pb2_grpc,
 )
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -115,6 +119,7 @@ class CallpilotServer:
         self._deps: SessionDeps | None = None
         self._stopped = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
+        self._webhooks: WebhookWorker | None = None
 
     @property
     def manager(self) -> SessionManager:
@@ -147,10 +152,14 @@ class CallpilotServer:
             AssistServicer(self._manager, store, bus), server
         )
         directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryServicer(store), server)
+        webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(
+            WebhookServicer(store.engine, s.tenant_id), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         services = (
             assist_service_pb2.DESCRIPTOR.services_by_name["AssistService"].full_name,
             directory_service_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
+            webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )
@@ -170,6 +179,8 @@ class CallpilotServer:
             )
         await server.start()
         self._server = server
+        self._webhooks = WebhookWorker(store.engine)
+        self._webhooks.start()
         for name in ("", *services[:2]):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -212,6 +223,8 @@ class CallpilotServer:
                 await self._deps.assistant.aclose()
             with contextlib.suppress(Exception):
                 await self._deps.stt.aclose()
+        if self._webhooks is not None:
+            await self._webhooks.stop()
         if self._store is not None:
             await self._store.close()
         self._stopped.set()

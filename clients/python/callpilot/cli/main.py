@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
+from callpilot.cli import webhooks as webhooks_cli
 from callpilot.cli.render import EventPrinter, describe_call, to_json
 from callpilot.client import AsyncCallpilot, AudioSourceError, CallpilotError, WavFile
 from callpilot.v1 import call_pb2, common_pb2
@@ -133,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     keys_revoke.add_argument("key_id")
     for keys_parser in (keys_create, keys_list, keys_revoke):
         keys_parser.add_argument("--database-url", help="as for serve")
+
+    webhooks_cli.add_parser(sub, _server_default(), _client_options)
 
     gateway = sub.add_parser("gateway", help="run the HTTP gateway (WebRTC, grpc-web, agent app)")
     gateway.add_argument("--host")
@@ -264,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "the gateway is not installed: pip install callpilot-gateway", EXIT_USAGE
                 ) from None
             return gateway_cli.run(args)  # type: ignore[no-any-return]
+        if args.command == "webhooks":
+            return asyncio.run(webhooks_cli.cmd_webhooks(args, _connect))
         runner = {"call": cmd_call, "watch": cmd_watch, "calls": cmd_calls}[args.command]
         return asyncio.run(runner(args))
     except CliError as exc:

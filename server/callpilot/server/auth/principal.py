@@ -57,6 +57,7 @@ class Principal:
 
 _ASSIST = "/callpilot.v1.AssistService/"
 _DIRECTORY = "/callpilot.v1.DirectoryService/"
+_WEBHOOK = "/callpilot.v1.WebhookService/"
 
 METHOD_ROLES: dict[str, frozenset[Role]] = {
     _ASSIST + "StreamCall": frozenset({Role.INTEGRATOR}),
@@ -71,6 +72,11 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     _DIRECTORY + "GetOrder": frozenset({Role.INTEGRATOR}),
     _DIRECTORY + "GetPolicy": frozenset({Role.INTEGRATOR}),
     _DIRECTORY + "SearchKnowledge": frozenset({Role.INTEGRATOR}),
+    _WEBHOOK + "CreateWebhookEndpoint": frozenset({Role.INTEGRATOR}),
+    _WEBHOOK + "ListWebhookEndpoints": frozenset({Role.INTEGRATOR}),
+    _WEBHOOK + "UpdateWebhookEndpoint": frozenset({Role.INTEGRATOR}),
+    _WEBHOOK + "DeleteWebhookEndpoint": frozenset({Role.INTEGRATOR}),
+    _WEBHOOK + "ListWebhookDeliveries": frozenset({Role.INTEGRATOR}),
 }
 """Roles besides ``admin`` allowed to call each method (full gRPC method names)."""
 

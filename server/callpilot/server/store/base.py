@@ -88,6 +88,11 @@ class StoreBase:
         """The SQL dialect in use: "sqlite" or "postgresql"."""
         return self._shared.engine.dialect.name
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The pool itself, for workers that manage their own transactions (the webhook outbox)."""
+        return self._shared.engine
+
     def reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read connection, for components that keep tables of their own (API keys, join
         tokens, the webhook outbox); the same pool and turn-taking as the store's queries."""
