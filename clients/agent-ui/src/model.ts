@@ -118,12 +118,17 @@ export function applyToolCall(state: CallViewState, tool: ToolCall): CallViewSta
   return { ...state, tools: state.tools.map((t, i) => (i === at ? tool : t)) };
 }
 
-/** Fold one event into the view. Events at or below `lastSequence` are ignored. */
+/**
+ * Fold one event into the view. `lastSequence` is the last durable sequence
+ * applied: a durable event at or below it is a replayed duplicate and is
+ * ignored. Ephemeral events (interims, deltas) carry the sequence of the
+ * durable event before them and are always applied.
+ */
 export function applyEvent(state: CallViewState, event: CallEvent): CallViewState {
-  if (event.sequence <= state.lastSequence) {
+  if (event.durable && event.sequence <= state.lastSequence) {
     return state;
   }
-  const next: CallViewState = { ...state, lastSequence: event.sequence };
+  const next: CallViewState = event.durable ? { ...state, lastSequence: event.sequence } : { ...state };
   const payload = event.payload;
   switch (payload.case) {
     case "callStarted":

@@ -15,9 +15,17 @@ import { policyTypeFromId, sourceHref, toolLabel } from "../src/format";
 import { typewriterStep } from "../src/typewriter";
 
 let seq = 0n;
+// As the server numbers them: durable events 1, 2, 3 ...; an ephemeral one
+// (interim, delta, speech activity) carries the last durable sequence.
 function ev(payload: MessageInitShape<typeof CallEventSchema>["payload"]): CallEvent {
-  seq += 1n;
-  return create(CallEventSchema, { callId: "c1", sequence: seq, payload });
+  const ephemeral =
+    payload?.case === "suggestionDelta" ||
+    payload?.case === "speechActivity" ||
+    (payload?.case === "transcript" && payload.value.isFinal !== true);
+  if (!ephemeral) {
+    seq += 1n;
+  }
+  return create(CallEventSchema, { callId: "c1", sequence: seq, durable: !ephemeral, payload });
 }
 
 function fold(events: CallEvent[]) {
@@ -45,7 +53,20 @@ describe("transcript", () => {
     let s = fold([final, late]);
     s = applyEvent(s, final); // a duplicate (same sequence) changes nothing
     expect(transcript(s)).toEqual([{ id: "a", role: SpeakerRole.CUSTOMER, text: "done", final: true }]);
-    expect(s.lastSequence).toBe(2n);
+    expect(s.lastSequence).toBe(1n);
+  });
+
+  it("applies ephemeral events that carry the last durable sequence", () => {
+    seq = 0n;
+    const s = fold([
+      ev({ case: "transcript", value: { segmentId: "a", role: SpeakerRole.CUSTOMER, text: "one", isFinal: true } }),
+      ev({ case: "transcript", value: { segmentId: "b", role: SpeakerRole.CUSTOMER, text: "tw", isFinal: false } }),
+    ]);
+    expect(transcript(s).map((x) => [x.id, x.text, x.final])).toEqual([
+      ["a", "one", true],
+      ["b", "tw", false],
+    ]);
+    expect(s.lastSequence).toBe(1n);
   });
 });
 
