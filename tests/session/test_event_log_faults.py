@@ -54,6 +54,7 @@ async def _assert_closed_and_gapless(store: Store, call: call_pb2.Call) -> None:
     sequences = [e.sequence for e in events]
     assert sequences == list(range(1, len(events) + 1)), call.call_id
     assert call.state == call_pb2.CALL_STATE_ENDED, call.call_id
+    assert events[0].HasField("call_started"), call.call_id
     assert events[-1].HasField("call_ended"), call.call_id
     assert call.last_sequence == events[-1].sequence
 

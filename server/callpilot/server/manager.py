@@ -28,7 +28,7 @@ import uuid
 from callpilot.server.api.validation import call_not_found
 from callpilot.server.errors import FailedPrecondition, ResourceExhausted, Unavailable
 from callpilot.server.session import CallSession, SessionDeps
-from callpilot.v1 import call_pb2, events_pb2
+from callpilot.v1 import call_pb2
 
 log = logging.getLogger("callpilot.manager")
 
@@ -152,10 +152,8 @@ class SessionManager:
     async def _end_orphan(
         self, call: call_pb2.Call, reason: call_pb2.CallEndReason.ValueType, detail: str
     ) -> None:
-        orphan = CallSession(call, self._deps)
-        if call.last_sequence == 0:
-            await orphan.events.emit(durable=True, call_started=events_pb2.CallStarted(call=call))
-        await orphan.end(reason, detail)
+        # A call with no event yet gets its call_started from the session's end.
+        await CallSession(call, self._deps).end(reason, detail)
 
     async def recover(self) -> int:
         """End the calls a dead process left ACTIVE (SERVER_RESTART); returns how many.

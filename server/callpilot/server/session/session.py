@@ -271,6 +271,10 @@ class CallSession:
             self._log.exception("flushing the call failed; ending it anyway")
         recorded = False
         try:
+            if self.events.last_sequence == 0:
+                # Ended before it started (its opener went away, or EndCall on
+                # a created call): the log still opens with call_started.
+                await self.events.emit(durable=True, call_started=events_pb2.CallStarted(call=self.call))
             ended = events_pb2.CallEnded(reason=reason, detail=detail, summary=summary)
             await self.events.emit(durable=True, call_ended=ended)
             recorded = True
