@@ -112,3 +112,30 @@ async def test_a_watchcall_that_lags_through_the_end_still_ends_with_call_ended(
 
 async def _collect(stream: AsyncIterator[pb.WatchCallResponse]) -> list[events_pb2.CallEvent]:
     return [r.event async for r in stream]
+
+
+async def test_a_cancelled_streamcall_is_recorded_as_aborted_not_client_ended(rig: Rig) -> None:
+    hold = asyncio.Event()
+
+    async def requests() -> AsyncIterator[pb.StreamCallRequest]:
+        yield pb.StreamCallRequest(config=call_pb2.CallConfig())
+        turn = pb.TextTurn(role=common_pb2.SPEAKER_ROLE_CUSTOMER, text="Hello, anyone there?")
+        yield pb.StreamCallRequest(text_turn=turn)
+        await hold.wait()  # the client never closes its side: it cancels
+
+    call = rig.stub.StreamCall(requests())
+    async with asyncio.timeout(20):
+        first = await call.read()
+        call_id = first.event.call_id
+        while (await call.read()).event.WhichOneof("payload") != "transcript":
+            pass
+        call.cancel()
+        while True:
+            stored = await rig.store.get_call(call_id)
+            assert stored is not None
+            if stored.state == call_pb2.CALL_STATE_ENDED:
+                break
+            await asyncio.sleep(0.05)
+    assert stored.end_reason == call_pb2.CALL_END_REASON_STREAM_ABORTED
+    events = await rig.store.read_events(call_id, 1)
+    assert events[-1].HasField("call_ended")
