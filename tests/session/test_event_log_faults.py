@@ -1,8 +1,10 @@
 """The event log under faults: cancellations at random points, and a crashed process.
 
-These run on the real SQL store (SQLite): a cancel that lands while the
-database commits is exactly what used to leave the sequence counter behind
-the store, so that call_ended collided and the call stayed ACTIVE.
+These run on the real SQL store (SQLite and PostgreSQL): a cancel that
+lands while the database commits is exactly what used to leave the
+sequence counter behind the store, so that call_ended collided and the
+call stayed ACTIVE. Each test has a tenant of its own on the shared
+PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,17 +25,24 @@ from callpilot.server.bus import InProcessBus
 from callpilot.server.config import Settings
 from callpilot.server.manager import SessionManager
 from callpilot.server.session import SessionDeps
-from callpilot.server.store import DEFAULT_TENANT, Store
+from callpilot.server.store import Store
 from callpilot.v1 import call_pb2, common_pb2
 from session.harness import ScriptedAssistant, ScriptedSTT, WritableDirectory, answer
 
 CUSTOMER = common_pb2.SPEAKER_ROLE_CUSTOMER
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'callpilot.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'callpilot.db'}")
-    yield s
+async def store(store_url: str) -> AsyncIterator[Store]:
+    s = await Store.open(store_url)
+    yield s.for_tenant(f"t-{uuid.uuid4().hex[:12]}")
     await s.close()
 
 
@@ -63,7 +73,7 @@ async def test_cancelling_handlers_at_random_points_leaves_no_call_active(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    manager = SessionManager(_deps(store, scripts=200), tenant_id=DEFAULT_TENANT, max_calls=200)
+    manager = SessionManager(_deps(store, scripts=200), tenant_id=store.tenant_id, max_calls=200)
     rng = random.Random(20261130)
 
     async def handler() -> None:
@@ -101,7 +111,7 @@ async def test_cancelling_handlers_at_random_points_leaves_no_call_active(
 
 
 async def test_cancelling_the_waiter_of_an_end_still_records_call_ended(store: Store) -> None:
-    manager = SessionManager(_deps(store), tenant_id=DEFAULT_TENANT, max_calls=10)
+    manager = SessionManager(_deps(store), tenant_id=store.tenant_id, max_calls=10)
     session = await manager.open(call_pb2.CallConfig())
     await session.start()
     await session.add_text_turn(CUSTOMER, "Hello.", time.time())
@@ -119,7 +129,7 @@ async def test_cancelling_the_waiter_of_an_end_still_records_call_ended(store: S
 async def _crashed_call(store: Store) -> tuple[str, int]:
     """A call a 'dead process' left ACTIVE: started, two turns, never ended."""
     deps = _deps(store)
-    manager = SessionManager(deps, tenant_id=DEFAULT_TENANT, max_calls=10)
+    manager = SessionManager(deps, tenant_id=store.tenant_id, max_calls=10)
     session = await manager.open(call_pb2.CallConfig())
     await session.start()
     await session.add_text_turn(CUSTOMER, "Hello, I need help.", time.time())
@@ -132,7 +142,7 @@ async def _crashed_call(store: Store) -> tuple[str, int]:
 async def test_recovery_ends_calls_a_dead_process_left_active(store: Store) -> None:
     call_id, last = await _crashed_call(store)
     before = await store.read_events(call_id, 1)
-    manager = SessionManager(_deps(store), tenant_id=DEFAULT_TENANT, max_calls=10)
+    manager = SessionManager(_deps(store), tenant_id=store.tenant_id, max_calls=10)
     assert await manager.recover() == 1
     call = await store.get_call(call_id)
     assert call is not None
