@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from callpilot.client import AsyncCallpilot
+from callpilot.server import metrics
 from callpilot.server.api.replay import replay_then_follow
 from callpilot.server.app import CallpilotServer
 from callpilot.server.bus import InProcessBus
@@ -75,6 +76,7 @@ async def test_cancelling_handlers_at_random_points_leaves_no_call_active(
     caplog.set_level(logging.WARNING)
     manager = SessionManager(_deps(store, scripts=200), tenant_id=store.tenant_id, max_calls=200)
     rng = random.Random(20261130)
+    gauge = metrics.ACTIVE_CALLS._value.get()
 
     async def handler() -> None:
         session = await manager.open(call_pb2.CallConfig())
@@ -98,6 +100,7 @@ async def test_cancelling_handlers_at_random_points_leaves_no_call_active(
         _done, pending = await asyncio.wait(others, timeout=60)
         assert not pending
     assert not manager.sessions
+    assert metrics.ACTIVE_CALLS._value.get() == gauge  # the gauge agrees with the database
     calls = await _all_calls(store)
     # A cancel may land before a call is created; most calls exist.
     assert len(calls) >= 20
