@@ -27,9 +27,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 async def _stream_until_kill(
     address: str, rng: random.Random, server: ServerProcess
-) -> tuple[str, list[str]]:
-    """Stream turns, acknowledge finals, then SIGKILL the server mid-call."""
+) -> tuple[str, list[str], int]:
+    """Stream turns, acknowledge finals, then SIGKILL the server mid-call.
+
+    Returns the call, the finals acknowledged and the last durable sequence the client saw.
+    """
     acked: list[str] = []
+    seen = 0
     call_id = ""
     turns = [f"round {rng.randint(0, 10**9)} turn {i}, my order is 78901" for i in range(rng.randint(1, 4))]
     kill_after = rng.randint(1, len(turns))
@@ -50,6 +54,8 @@ async def _stream_until_kill(
         try:
             async for response in call:
                 event = response.event
+                if event.durable:
+                    seen = max(seen, event.sequence)
                 if event.HasField("call_started"):
                     call_id = event.call_id
                 if event.HasField("transcript") and event.transcript.is_final:
@@ -69,21 +75,22 @@ async def _stream_until_kill(
         except grpc.aio.AioRpcError:
             pass
         call.cancel()
-    return call_id, acked
+    return call_id, acked, seen
 
 
-async def _check(address: str, rounds: list[tuple[str, list[str]]]) -> None:
+async def _check(address: str, rounds: list[tuple[str, list[str], int]]) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = pb_grpc.AssistServiceStub(channel)
         assert await wait_no_active(stub, STEP_S) == []
-        for call_id, acked in rounds:
+        for call_id, acked, seen in rounds:
             got = await stub.GetCall(pb.GetCallRequest(call_id=call_id))
             assert got.call.state == call_pb2.CALL_STATE_ENDED
             texts = [segment.text for segment in got.transcript]
             for text in acked:
                 assert texts.count(text) == 1, (call_id, text, texts)
             last = got.call.last_sequence
-            for start in sorted({1, max(1, last // 2), last, last + 1}):
+            # Resuming from anything the client saw before the crash (or earlier) reaches call_ended.
+            for start in sorted({1, max(1, seen // 2), seen, seen + 1, last}):
                 events = [
                     r.event
                     async for r in stub.WatchCall(
@@ -105,17 +112,17 @@ def test_sigkill_and_restart_ten_times(database_url: str, tmp_path: Path) -> Non
         "CALLPILOT_DATA_DIR": str(tmp_path),
         "CALLPILOT_STT": "null",
     }
-    rounds: list[tuple[str, list[str]]] = []
+    rounds: list[tuple[str, list[str], int]] = []
     for _ in range(ROUNDS):
         server = ServerProcess(env, log).start()
         try:
-            call_id, acked = asyncio.run(
+            call_id, acked, seen = asyncio.run(
                 asyncio.wait_for(_stream_until_kill(server.address, rng, server), STEP_S)
             )
         finally:
             server.stop()
         assert call_id and acked
-        rounds.append((call_id, acked))
+        rounds.append((call_id, acked, seen))
     server = ServerProcess(env, log).start()
     try:
         asyncio.run(asyncio.wait_for(_check(server.address, rounds), STEP_S * 3))
