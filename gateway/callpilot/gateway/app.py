@@ -24,7 +24,7 @@ async def _health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
-    from callpilot.gateway import grpcweb, pages, webrtc
+    from callpilot.gateway import connectors, grpcweb, pages, webrtc
 
     app = web.Application(client_max_size=256 * 1024)
     app[SETTINGS] = settings
@@ -39,5 +39,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/healthz", _health)
     grpcweb.setup(app)
     webrtc.setup(app)
+    connectors.add_routes(app, settings.server)
     pages.setup(app)  # last: it may add a catch-all for the agent app
     return app
