@@ -36,8 +36,9 @@ Client message -> what this server does:
 * anything malformed (not JSON, a missing field, a wrong seq/serverseq/id,
   an unknown type, audio before `opened`, a frame that is not whole stereo
   samples, no acceptable media) -> `disconnect` {reason: "error", info}.
-  After a disconnect only `close` is answered (`closed`); if the client has
-  not closed within `DISCONNECT_GRACE_S`, the socket is closed.
+  After a disconnect only `close` is answered (`closed`, whatever its seq:
+  the client may not know which message was refused); if the client has not
+  closed within `DISCONNECT_GRACE_S`, the socket is closed.
 """
 
 from __future__ import annotations
@@ -109,8 +110,13 @@ class AudioHookSession:
     """One AudioHook websocket: sequence numbers, state and the call's bridge."""
 
     def __init__(
-        self, ws: web.WebSocketResponse, pool: ClientPool, settings: ConnectorSettings, api_key: str
-    ):
+        self,
+        ws: web.WebSocketResponse,
+        pool: ClientPool,
+        settings: ConnectorSettings,
+        api_key: str,
+        header_session_id: str = "",
+    ) -> None:
         self.ws = ws
         self.pool = pool
         self.settings = settings
@@ -121,7 +127,8 @@ class AudioHookSession:
         self.state = "connected"  # connected -> active <-> paused -> closed | disconnected
         self.bridge: StreamBridge | None = None
         self.channels = 0
-        self.log = ConnectorLog(log, f"audiohook session {uuid.uuid4().hex[:8]}")
+        # Named by the upgrade's Audiohook-Session-Id until the first message gives the id.
+        self.log = ConnectorLog(log, f"audiohook session {header_session_id or uuid.uuid4().hex[:8]}")
         self._disconnect_timer: asyncio.TimerHandle | None = None
 
     async def send(self, type_: str, parameters: dict[str, Any]) -> None:
@@ -191,7 +198,7 @@ class AudioHookSession:
             and isinstance(message.get("parameters"), dict)
         ):
             raise ClientError("message is not a well-formed AudioHook v2 client message")
-        if message["seq"] != self.clientseq + 1:
+        if message["seq"] != self.clientseq + 1 and self.state != "disconnected":
             raise ClientError(f"invalid seq {message['seq']} (expected {self.clientseq + 1})")
         self.clientseq = message["seq"]
         if message["serverseq"] > self.seq:
@@ -356,8 +363,9 @@ async def websocket(
             log.warning("AudioHook connection refused: %s", err)
             return web.Response(status=401, text=f"bad signature: {err}\n")
     ws = web.WebSocketResponse(max_msg_size=MAX_BINARY + 1024, autoping=True)
+    header_id = request.headers.get("Audiohook-Session-Id", "")
     await ws.prepare(request)
-    session = AudioHookSession(ws, pool, settings, api_key)
+    session = AudioHookSession(ws, pool, settings, api_key, header_id if UUID_RE.match(header_id) else "")
     with contextlib.suppress(ConnectionResetError):
         await session.run()
     return ws
