@@ -38,7 +38,7 @@ def _server(tmp: Path, log: Path, stt: str) -> ServerProcess:
     )
 
 
-def _gateway(server: ServerProcess, log: Path) -> GatewayProcess:
+def gateway_process(server: ServerProcess, log: Path) -> GatewayProcess:
     return GatewayProcess(
         server.address,
         log,
@@ -59,7 +59,7 @@ def null_server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> It
 
 @pytest.fixture(scope="session")
 def gateway(null_server: ServerProcess, artifacts: Path) -> Iterator[GatewayProcess]:
-    proc = _gateway(null_server, artifacts / "gateway-connectors.log").start()
+    proc = gateway_process(null_server, artifacts / "gateway-connectors.log").start()
     yield proc
     proc.stop()
 
@@ -76,7 +76,7 @@ def whisper_server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) ->
 
 @pytest.fixture(scope="session")
 def whisper_gateway(whisper_server: ServerProcess, artifacts: Path) -> Iterator[GatewayProcess]:
-    proc = _gateway(whisper_server, artifacts / "gateway-connectors-whisper.log").start()
+    proc = gateway_process(whisper_server, artifacts / "gateway-connectors-whisper.log").start()
     yield proc
     proc.stop()
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 from callpilot.v1 import call_pb2, common_pb2
 from connectors.calls import ended_call, find_call, log_has
-from connectors.conftest import API_KEY, TWILIO_TOKEN, tone
+from connectors.conftest import API_KEY, TWILIO_TOKEN, gateway_process, tone
 from connectors.twilio_client import MediaStream, signature
 from support import GatewayProcess, ServerProcess
 
@@ -156,3 +157,25 @@ async def test_twiml_webhook_is_signed_and_starts_a_both_tracks_stream(gateway: 
     assert f'<Parameter name="callpilot_key" value="{API_KEY}"/>' in body
     assert '<Parameter name="caller" value="+15550100101"/>' in body
     assert re.search(r"<Dial><Number>\+15550199999</Number></Dial>", body)
+
+
+async def test_gateway_shutdown_closes_streams_going_away_and_ends_their_calls_cleanly(
+    null_server: ServerProcess, artifacts: Path
+) -> None:
+    own = gateway_process(null_server, artifacts / "gateway-connectors-shutdown.log").start()
+    stream = MediaStream(own.url, TWILIO_TOKEN)
+    try:
+        await stream.open()
+        await stream.start(CUSTOM)
+        await stream.play(tone(0.4), tone(0.4))
+        call = await find_call(null_server.address, "twilio_call_sid", stream.call_sid)
+        assert call is not None
+        own.terminate()
+        code, _ = await stream.closed()
+        assert code == 1001
+        assert own.wait(30) == 0
+    finally:
+        await stream.close()
+        own.stop()
+    stored = await ended_call(null_server.address, call.call_id)
+    assert stored.call.end_reason == call_pb2.CALL_END_REASON_CLIENT_ENDED

@@ -24,10 +24,11 @@ __all__ = ["ConnectorConfigError", "ConnectorSettings", "add_routes"]
 def add_routes(app: web.Application, server: str, settings: ConnectorSettings | None = None) -> None:
     """Register the connector endpoints; `server` is the gRPC target of the Callpilot server."""
     from callpilot.gateway.connectors import audiohook, twilio
-    from callpilot.gateway.connectors.bridge import ClientPool
+    from callpilot.gateway.connectors.bridge import ClientPool, Sessions
 
     config = settings or ConnectorSettings.from_env()
     pool = ClientPool(server)
+    sessions = Sessions()
 
     async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
@@ -37,11 +38,15 @@ def add_routes(app: web.Application, server: str, settings: ConnectorSettings | 
         return await twilio.twiml(request, config)
 
     async def twilio_ws(request: web.Request) -> web.StreamResponse:
-        return await twilio.websocket(request, config, pool)
+        return await twilio.websocket(request, config, pool, sessions)
 
     async def audiohook_ws(request: web.Request) -> web.StreamResponse:
-        return await audiohook.websocket(request, config, pool)
+        return await audiohook.websocket(request, config, pool, sessions)
 
+    async def on_shutdown(app: web.Application) -> None:
+        await sessions.shutdown()
+
+    app.on_shutdown.append(on_shutdown)
     app.cleanup_ctx.append(pool_ctx)
     app.router.add_post("/connectors/twilio/twiml", twiml)
     app.router.add_get("/connectors/twilio", twilio_ws)

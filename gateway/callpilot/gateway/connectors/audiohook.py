@@ -54,7 +54,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from callpilot.gateway.connectors import signature
-from callpilot.gateway.connectors.bridge import BridgeError, ClientPool, ConnectorLog, StreamBridge
+from callpilot.gateway.connectors.bridge import BridgeError, ClientPool, ConnectorLog, Sessions, StreamBridge
 from callpilot.gateway.connectors.settings import ConnectorSettings
 from callpilot.v1 import call_pb2, common_pb2
 
@@ -342,7 +342,7 @@ def parse_or_error(value: object, field: str) -> float:
 
 
 async def websocket(
-    request: web.Request, settings: ConnectorSettings, pool: ClientPool
+    request: web.Request, settings: ConnectorSettings, pool: ClientPool, sessions: Sessions
 ) -> web.StreamResponse:
     api_key = request.headers.get("X-API-KEY", "").strip()
     if not api_key:
@@ -366,6 +366,10 @@ async def websocket(
     header_id = request.headers.get("Audiohook-Session-Id", "")
     await ws.prepare(request)
     session = AudioHookSession(ws, pool, settings, api_key, header_id if UUID_RE.match(header_id) else "")
-    with contextlib.suppress(ConnectionResetError):
-        await session.run()
+    sessions.add(ws)
+    try:
+        with contextlib.suppress(ConnectionResetError):
+            await session.run()
+    finally:
+        sessions.remove(ws)
     return ws

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import grpc
+from aiohttp import WSCloseCode, web
 from callpilot.client import AsyncCallpilot, CallpilotError, CallStream, IteratorAudio
 from callpilot.v1 import call_pb2
 
@@ -35,6 +36,8 @@ QUEUE_CHUNKS = 500
 
 LATENCY_SAMPLES = 20_000
 """Arrival-to-StreamCall latencies kept (newest) for the benchmark's percentiles."""
+
+log = logging.getLogger("callpilot.gateway.connectors")
 
 AUTH_CODES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
@@ -225,3 +228,36 @@ class StreamBridge:
                 self._client = None
                 await self._pool.release(self._api_key)
             self._log.info("call %s ended (%s)", self.call_id or "-", self.end_reason or "no call_ended")
+
+
+SHUTDOWN_WAIT_S = 25.0
+"""On shutdown, how long the open sessions get to flush their calls (within the CLI's 30 s)."""
+
+
+class Sessions:
+    """The open connector websockets, so shutdown can close them and wait for their calls to end."""
+
+    def __init__(self) -> None:
+        self.open: dict[web.WebSocketResponse, asyncio.Event] = {}
+
+    def add(self, ws: web.WebSocketResponse) -> asyncio.Event:
+        done = asyncio.Event()
+        self.open[ws] = done
+        return done
+
+    def remove(self, ws: web.WebSocketResponse) -> None:
+        done = self.open.pop(ws, None)
+        if done is not None:
+            done.set()
+
+    async def shutdown(self) -> None:
+        """Close every session (1001 going away); each handler then flushes its call to the server."""
+        if not self.open:
+            return
+        log.info("closing %d connector session(s) for shutdown", len(self.open))
+        waits = [asyncio.create_task(done.wait()) for done in self.open.values()]
+        for ws in list(self.open):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway shutting down")
+        _done, pending = await asyncio.wait(waits, timeout=SHUTDOWN_WAIT_S)
+        for task in pending:
+            task.cancel()

@@ -51,7 +51,7 @@ from xml.sax.saxutils import quoteattr
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from callpilot.gateway.connectors.alignment import StereoAligner
-from callpilot.gateway.connectors.bridge import BridgeError, ClientPool, ConnectorLog, StreamBridge
+from callpilot.gateway.connectors.bridge import BridgeError, ClientPool, ConnectorLog, Sessions, StreamBridge
 from callpilot.gateway.connectors.settings import ConnectorSettings
 from callpilot.v1 import call_pb2, common_pb2
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
@@ -304,13 +304,17 @@ class TwilioStream:
 
 
 async def websocket(
-    request: web.Request, settings: ConnectorSettings, pool: ClientPool
+    request: web.Request, settings: ConnectorSettings, pool: ClientPool, sessions: Sessions
 ) -> web.StreamResponse:
     if not signature_ok(request, settings, {}, websocket=True):
         return _refuse_unsigned(request, settings, "Media Streams websocket")
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=30.0)
     await ws.prepare(request)
     stream = TwilioStream(ws, pool, settings)
-    with contextlib.suppress(ConnectionResetError):
-        await stream.run()
+    sessions.add(ws)
+    try:
+        with contextlib.suppress(ConnectionResetError):
+            await stream.run()
+    finally:
+        sessions.remove(ws)
     return ws
