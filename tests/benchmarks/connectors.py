@@ -197,7 +197,9 @@ class Gateway:
         self._log.close()
 
 
-def measure(gateway: Gateway, kind: str, calls: int, seconds: float, audio_dir: Path) -> dict[str, Any]:
+def measure(
+    gateway: Gateway, server_pid: int, kind: str, calls: int, seconds: float, audio_dir: Path
+) -> dict[str, Any]:
     halves = [calls // 2, calls - calls // 2] if calls > 1 else [calls]
     env = {**os.environ, "PYTHONPATH": PYTHONPATH}
     workers = [
@@ -223,12 +225,12 @@ def measure(gateway: Gateway, kind: str, calls: int, seconds: float, audio_dir: 
         if w.stdout.readline().decode().strip() != "CONNECTED":
             raise RuntimeError("a load worker failed to start its calls")
     time.sleep(2.0)  # warm up
-    cpu0 = proc_cpu(gateway.proc.pid)
+    cpu0, server0 = proc_cpu(gateway.proc.pid), proc_cpu(server_pid)
     gateway.read("lag", reset=True)
     gateway.read("latency", reset=True)
     t0 = time.monotonic()
     time.sleep(seconds)
-    cpu1 = proc_cpu(gateway.proc.pid)
+    cpu1, server1 = proc_cpu(gateway.proc.pid), proc_cpu(server_pid)
     elapsed = time.monotonic() - t0
     lags = [v * 1000 for v in gateway.read("lag")]
     latency = [v * 1000 for v in gateway.read("latency")]
@@ -238,7 +240,7 @@ def measure(gateway: Gateway, kind: str, calls: int, seconds: float, audio_dir: 
             raise RuntimeError(f"a load worker failed ({w.returncode}); see the gateway log")
     time.sleep(2.0)  # calls end, finals flush
     core = 100 * (cpu1 - cpu0) / elapsed
-    return {"core": core, "lags": lags, "latency": latency}
+    return {"core": core, "server": 100 * (server1 - server0) / elapsed, "lags": lags, "latency": latency}
 
 
 def main() -> None:
@@ -277,19 +279,21 @@ def main() -> None:
             print(f"\n## {kind}: concurrent calls per gateway process (null STT on the server)\n")
             print(
                 "| calls | gateway CPU (% of a core) | CPU per call | frame -> StreamCall p50 | p95 | p99 "
-                "| loop lag p50 | p99 | max |"
+                "| loop lag p50 | p99 | max | server CPU |"
             )
-            print("|------:|------:|------:|------:|------:|------:|------:|------:|------:|")
+            print("|------:|------:|------:|------:|------:|------:|------:|------:|------:|------:|")
             capacity = 0
             for calls in [int(x) for x in args.calls.split(",")]:
-                r = measure(gateway, kind, calls, args.seconds, tmp)
+                assert server.proc is not None
+                r = measure(gateway, server.proc.pid, kind, calls, args.seconds, tmp)
                 lags, lat = r["lags"], r["latency"]
                 if pct(lags, 0.99) < 20.0:
                     capacity = max(capacity, calls)
                 print(
                     f"| {calls} | {r['core']:.1f} | {r['core'] / calls:.2f} % "
                     f"| {pct(lat, 0.5):.2f} ms | {pct(lat, 0.95):.2f} ms | {pct(lat, 0.99):.2f} ms "
-                    f"| {pct(lags, 0.5):.2f} ms | {pct(lags, 0.99):.2f} ms | {max(lags, default=float('nan')):.1f} ms |",
+                    f"| {pct(lags, 0.5):.2f} ms | {pct(lags, 0.99):.2f} ms | {max(lags, default=float('nan')):.1f} ms "
+                    f"| {r['server']:.0f} % |",
                     flush=True,
                 )
             print(f"\n{kind}: largest tested count with loop lag p99 < 20 ms: {capacity or 'none'}")

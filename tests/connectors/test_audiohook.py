@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from callpilot.client import AsyncCallpilot
 from callpilot.v1 import call_pb2, common_pb2
 from connectors.audiohook_client import STEREO, AudioHookClient
 from connectors.calls import ended_call, find_call, log_has
@@ -186,5 +187,24 @@ async def test_disconnect_messages_carry_json_as_documented(gateway: GatewayProc
         await client.send_raw(json.dumps({"version": "2", "type": "ping"}))
         message = await client.receive()
         assert message["type"] == "disconnect" and message["parameters"]["reason"] == "error"
+    finally:
+        await client.close()
+
+
+async def test_a_call_ended_on_the_server_gets_disconnect_completed(
+    gateway: GatewayProcess, null_server: ServerProcess
+) -> None:
+    client = await connected(gateway)
+    try:
+        await client.open()
+        call = await find_call(null_server.address, "genesys_conversation_id", client.conversation_id)
+        assert call is not None
+        async with AsyncCallpilot(null_server.address) as cp:
+            await cp.end_call(call.call_id, "ended by a supervisor")
+        await ended_call(null_server.address, call.call_id)
+        await client.play(tone(0.2), tone(0.2))
+        message = await client.receive()
+        assert message["type"] == "disconnect" and message["parameters"]["reason"] == "completed", message
+        assert server_message(await client.close_session(), client, "closed") == {}
     finally:
         await client.close()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from callpilot.client import AsyncCallpilot
 from callpilot.v1 import call_pb2, common_pb2
 from connectors.calls import ended_call, find_call, log_has
 from connectors.conftest import API_KEY, TWILIO_TOKEN, gateway_process, tone
@@ -152,6 +154,17 @@ async def test_twiml_webhook_is_signed_and_starts_a_both_tracks_stream(gateway: 
             bare, data=form, headers={"X-Twilio-Signature": signature(TWILIO_TOKEN, bare, form)}
         ) as r:
             assert r.status == 400 and "key" in await r.text()
+        # The preferred form: the key as the basic-auth password of the webhook URL (kept out of access logs).
+        dial = f"{bare}?dial=sip:agent@pbx.example.com"
+        sig = signature(TWILIO_TOKEN, dial, form)
+        auth = aiohttp.BasicAuth("twilio", API_KEY).encode()
+        async with http.post(
+            dial, data=form, headers={"X-Twilio-Signature": sig, "Authorization": auth}
+        ) as r:
+            assert r.status == 200
+            basic_body = await r.text()
+    assert f'<Parameter name="callpilot_key" value="{API_KEY}"/>' in basic_body
+    assert "<Dial><Sip>sip:agent@pbx.example.com</Sip></Dial>" in basic_body
     ws_url = gateway.url.replace("http://", "ws://") + "/connectors/twilio"
     assert f'<Stream url="{ws_url}" track="both_tracks">' in body
     assert f'<Parameter name="callpilot_key" value="{API_KEY}"/>' in body
@@ -179,3 +192,25 @@ async def test_gateway_shutdown_closes_streams_going_away_and_ends_their_calls_c
         own.stop()
     stored = await ended_call(null_server.address, call.call_id)
     assert stored.call.end_reason == call_pb2.CALL_END_REASON_CLIENT_ENDED
+
+
+async def test_a_call_ended_on_the_server_closes_its_stream(
+    gateway: GatewayProcess, null_server: ServerProcess
+) -> None:
+    stream = MediaStream(gateway.url, TWILIO_TOKEN)
+    try:
+        await stream.open()
+        await stream.start(CUSTOM)
+        await stream.play(tone(0.2), tone(0.2))
+        call = await find_call(null_server.address, "twilio_call_sid", stream.call_sid)
+        assert call is not None
+        async with AsyncCallpilot(null_server.address) as cp:
+            await cp.end_call(call.call_id, "ended by a supervisor")
+        await ended_call(null_server.address, call.call_id)
+        with contextlib.suppress(ConnectionError):
+            await stream.play(tone(1.0), tone(1.0))  # Twilio keeps streaming until told otherwise
+        code, _ = await stream.closed()
+    finally:
+        await stream.close()
+    assert code == 1000
+    assert log_has(gateway, f"{stream.stream_sid}: closing: the call ended on the server")

@@ -23,7 +23,8 @@ Client message -> what this server does:
                  {startPaused: false, media: [chosen]}. A probe (null
                  conversationId, no media) is answered `opened` with no media.
 * binary      -> interleaved PCMU audio, queued for the call; `external` is
-                 the CUSTOMER, `internal` the AGENT.
+                 the CUSTOMER, `internal` the AGENT. Once the server has ended
+                 the call, `disconnect` reason `completed` (or `error`).
 * `ping`      -> `pong` at once (handled before any audio work).
 * `paused`    -> the stream is paused (hold); `resumed` -> its
                  `discarded` duration becomes silence, so later words keep their time.
@@ -314,6 +315,13 @@ class AudioHookSession:
             await self.disconnect(
                 "error", f"Client Error: an audio frame of {len(data)} bytes is not whole samples"
             )
+            return
+        if self.bridge.finished:  # the server ended the call (EndCall, shutdown, an error)
+            failure = self.bridge.failure
+            if failure is None:
+                await self.disconnect("completed", f"the call ended on the server ({self.bridge.end_reason})")
+            else:
+                await self.disconnect("unauthorized" if failure.unauthorized else "error", str(failure))
             return
         await self.bridge.feed(data, (arrived,))
 

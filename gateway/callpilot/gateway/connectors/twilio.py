@@ -1,6 +1,7 @@
 """Twilio Media Streams in: `<Start><Stream track="both_tracks">` bridged into one StreamCall.
 
-    POST /connectors/twilio/twiml?key=…[&dial=…]   TwiML that starts the stream (Twilio voice webhook)
+    POST /connectors/twilio/twiml[?dial=…]         TwiML that starts the stream (Twilio voice webhook;
+                                                   the key as basic-auth password, or ?key=)
     GET  /connectors/twilio                        the Media Streams websocket
 
 Twilio sends JSON text frames: `connected`, `start` (streamSid, callSid,
@@ -29,6 +30,7 @@ and each case writes one log line naming the stream):
   (its time becomes silence) and the stream goes on
 * an out-of-order chunk                      -> placed at its timestamp (see alignment.py)
 * `stop` without `start`                     -> close 1000, no call
+* media after the server ended the call      -> close 1000
 * an unknown event                           -> ignored (forward compatible)
 
 The call ends when `stop` arrives or the socket closes: the audio is flushed
@@ -109,10 +111,13 @@ async def twiml(request: web.Request, settings: ConnectorSettings) -> web.Respon
     params = {k: str(v) for k, v in form.items()}
     if not signature_ok(request, settings, params, websocket=False):
         return _refuse_unsigned(request, settings, "TwiML request")
-    key = request.query.get("key", "")
+    key = basic_auth_password(request) or request.query.get("key", "")
     if not key:
-        log.warning("TwiML request refused: the webhook URL has no ?key= credential")
-        return web.Response(status=400, text="add ?key=<Callpilot API key> to the webhook URL\n")
+        log.warning("TwiML request refused: the webhook URL carries no credential")
+        return web.Response(
+            status=400,
+            text="put a Callpilot API key in the webhook URL: https://twilio:<key>@host/… or ?key=<key>\n",
+        )
     stream_url = public_url(request, settings, websocket=True).split("/connectors/")[0] + "/connectors/twilio"
     parts = [
         "<Start>",
@@ -131,6 +136,21 @@ async def twiml(request: web.Request, settings: ConnectorSettings) -> web.Respon
     body = '<?xml version="1.0" encoding="UTF-8"?><Response>' + "".join(parts) + "</Response>"
     log.info("TwiML for call %s: stream to %s", params.get("CallSid", "?"), stream_url)
     return web.Response(text=body, content_type="application/xml")
+
+
+def basic_auth_password(request: web.Request) -> str:
+    """The password of HTTP basic auth (Twilio sends the webhook URL's `user:password@` this way).
+
+    Preferred over `?key=`: a header stays out of access logs, a query string does not.
+    """
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("basic "):
+        return ""
+    try:
+        _user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return password
 
 
 def _xml(text: str) -> str:
@@ -212,11 +232,13 @@ class TwilioStream:
         if not isinstance(start, dict):
             raise ProtocolViolation(WSCloseCode.POLICY_VIOLATION, "'start' has no start object")
         fmt = start.get("mediaFormat") or {}
-        if (
-            not isinstance(fmt, dict)
-            or fmt.get("encoding") != "audio/x-mulaw"
-            or int(fmt.get("sampleRate", 0)) != 8000
-            or int(fmt.get("channels", 1)) != 1
+        if not isinstance(fmt, dict) or (
+            fmt.get("encoding"),
+            fmt.get("sampleRate"),
+            fmt.get("channels", 1),
+        ) not in (
+            ("audio/x-mulaw", 8000, 1),
+            ("audio/x-mulaw", "8000", "1"),
         ):
             raise ProtocolViolation(
                 WSCloseCode.UNSUPPORTED_DATA, f"unsupported mediaFormat {json.dumps(fmt)[:80]}"
@@ -258,6 +280,10 @@ class TwilioStream:
 
     async def on_media(self, message: dict[str, Any], arrived: float) -> None:
         assert self.bridge is not None
+        if self.bridge.finished:  # the server ended the call (EndCall, shutdown, an error)
+            raise ProtocolViolation(
+                WSCloseCode.OK, f"the call ended on the server ({self.bridge.end_reason})"
+            )
         media = message.get("media")
         try:
             if not isinstance(media, dict):
