@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 from pathlib import Path
@@ -157,7 +158,7 @@ async def test_twiml_webhook_is_signed_and_starts_a_both_tracks_stream(gateway: 
         # The preferred form: the key as the basic-auth password of the webhook URL (kept out of access logs).
         dial = f"{bare}?dial=sip:agent@pbx.example.com"
         sig = signature(TWILIO_TOKEN, dial, form)
-        auth = aiohttp.BasicAuth("twilio", API_KEY).encode()
+        auth = "Basic " + base64.b64encode(f"twilio:{API_KEY}".encode()).decode()
         async with http.post(
             dial, data=form, headers={"X-Twilio-Signature": sig, "Authorization": auth}
         ) as r:
