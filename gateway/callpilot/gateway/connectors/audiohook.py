@@ -39,7 +39,8 @@ Client message -> what this server does:
   samples, no acceptable media) -> `disconnect` {reason: "error", info}.
   After a disconnect only `close` is answered (`closed`, whatever its seq:
   the client may not know which message was refused); if the client has not
-  closed within `DISCONNECT_GRACE_S`, the socket is closed.
+  closed the socket within `DISCONNECT_GRACE_S` of `closed` or `disconnect`,
+  the server closes it.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class AudioHookSession:
         # Named by the upgrade's Audiohook-Session-Id until the first message gives the id.
         self.log = ConnectorLog(log, f"audiohook session {header_session_id or uuid.uuid4().hex[:8]}")
         self._disconnect_timer: asyncio.TimerHandle | None = None
+        self._closing: asyncio.Task[bool] | None = None
 
     async def send(self, type_: str, parameters: dict[str, Any]) -> None:
         self.seq += 1
@@ -153,10 +155,16 @@ class AudioHookSession:
         await self.send("disconnect", {"reason": reason, "info": info})
         if self.bridge is not None:
             self.bridge.close_audio()
-        loop = asyncio.get_running_loop()
-        self._disconnect_timer = loop.call_later(
-            DISCONNECT_GRACE_S, lambda: asyncio.ensure_future(self.ws.close())
-        )
+        self._close_later()
+
+    def _close_later(self) -> None:
+        """The client closes the socket after `closed`/`disconnect`; one that does not is cut off."""
+        if self._disconnect_timer is None:
+            self._disconnect_timer = asyncio.get_running_loop().call_later(DISCONNECT_GRACE_S, self._cut_off)
+
+    def _cut_off(self) -> None:
+        self.log.warning("the client did not close the socket within %.0fs; closing it", DISCONNECT_GRACE_S)
+        self._closing = asyncio.create_task(self.ws.close())
 
     async def run(self) -> None:
         try:
@@ -331,6 +339,7 @@ class AudioHookSession:
             self.bridge.close_audio()
         self.state = "closed"
         await self.send("closed", {})
+        self._close_later()
         return False  # keep reading until the client closes the socket
 
     async def finish(self) -> None:
