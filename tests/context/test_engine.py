@@ -143,7 +143,9 @@ async def test_hinted_customer_is_kept(directory: FakeDirectory) -> None:
     await engine.start(call_pb2.CustomerHint(customer_id="C-1002"))
     await engine.on_final(customer("s1", "my order is 78901"))
     assert engine.state.customer is not None and engine.state.customer.customer_id == "C-1002"
-    assert directory.called("get_order") == []
+    assert engine.state.identified_by == "customer id C-1002"
+    # 78901 is another customer's order: it is never shown as this caller's.
+    assert engine.state.order is None and engine.state.order_candidates == []
 
 
 async def test_reads_redacted_text(directory: FakeDirectory) -> None:

@@ -13,6 +13,7 @@ when nothing is known yet it suggests the question that would unlock them.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -29,6 +30,7 @@ from ..context.topics import detect_topics
 from ..context.wordlists import wordset as _wordset
 from ..directory import Directory
 from .base import Assistant, AssistOutput, AssistRequest, ConversationState, Turn
+from .grounding import ground_local
 from .tools import ToolBox, result_dict
 
 __all__ = ["LocalAssistant", "is_backchannel"]
@@ -157,16 +159,25 @@ class _Facts:
     customer: directory_pb2.Customer | None = None
     customer_orders: list[directory_pb2.Order] = field(default_factory=list)
     customer_failed: bool = False
+    # A customer record looked up only to be offered for confirmation.
+    candidate: directory_pb2.Customer | None = None
     order: directory_pb2.Order | None = None
     order_failed: str = ""
     policies: dict[str, directory_pb2.Policy] = field(default_factory=dict)
     articles: list[dict[str, Any]] = field(default_factory=list)
 
-    def absorb(self, call: events_pb2.ToolCall, arguments: dict[str, Any]) -> None:
+    def absorb(
+        self, call: events_pb2.ToolCall, arguments: dict[str, Any], *, candidate: bool = False
+    ) -> None:
         ok = call.status == events_pb2.TOOL_CALL_STATUS_SUCCEEDED
         result = result_dict(call)
-        if call.tool_name == "lookup_customer":
-            if ok:
+        if call.tool_name == "lookup_customer" and candidate:
+            if ok and "customer" in result:
+                self.candidate = json_format.ParseDict(
+                    result["customer"], directory_pb2.Customer(), ignore_unknown_fields=True
+                )
+        elif call.tool_name == "lookup_customer":
+            if ok and "customer" in result:
                 self.customer = json_format.ParseDict(
                     result["customer"], directory_pb2.Customer(), ignore_unknown_fields=True
                 )
@@ -199,14 +210,22 @@ class _CallMemory:
     # a name alone does not identify a caller for it).
     customer: directory_pb2.Customer | None = None
     looked_up: list[str] = field(default_factory=list)
+    # Candidates already offered to the agent: each is offered once per call.
+    offered: set[str] = field(default_factory=set)
+    # Lookups that found nothing: not run again with the same arguments this call.
+    not_found: set[str] = field(default_factory=set)
 
     def record(self, call: events_pb2.ToolCall, arguments: dict[str, Any], facts: _Facts) -> None:
+        if call.status == events_pb2.TOOL_CALL_STATUS_FAILED and call.error.startswith("no "):
+            self.not_found.add(_call_key(call.tool_name, arguments))
         if call.status != events_pb2.TOOL_CALL_STATUS_SUCCEEDED:
             what = f"{call.tool_name.replace('_', ' ')} ({call.error})"
         elif call.tool_name == "get_order_details":
             what = f"order {arguments.get('order_number', '')}"
         elif call.tool_name == "check_policy":
             what = f"{_policy_name(str(arguments.get('policy_type', '')))} policy"
+        elif call.tool_name == "lookup_customer" and facts.candidate is not None:
+            what = f"candidate customer {facts.candidate.customer_id}"
         elif call.tool_name == "lookup_customer" and facts.customer is not None:
             self.customer = facts.customer
             what = f"customer {facts.customer.customer_id}"
@@ -227,6 +246,10 @@ class _Sources:
             self.items.append(events_pb2.Source(kind=kind, id=id_, title=title))
 
 
+def _call_key(name: str, arguments: dict[str, Any]) -> str:
+    return name + json.dumps(arguments, sort_keys=True, default=str)
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     calls: list[tuple[str, dict[str, Any]]]
@@ -234,6 +257,12 @@ class _Plan:
     order_number: str
     # Who the caller was known to be before this response's tools ran.
     known: directory_pb2.Customer | None
+    # A customer who may be the caller, to offer for confirmation (not to take).
+    candidate: events_pb2.CustomerCandidate | None = None
+    # `order_number` is a near miss of what was heard: confirm it first.
+    order_candidate: events_pb2.OrderCandidate | None = None
+    # An order number already looked up and not found this call.
+    order_not_found: str = ""
 
 
 class LocalAssistant(Assistant):
@@ -274,19 +303,29 @@ class LocalAssistant(Assistant):
         """
         trigger_segment_id = request.trigger.segment_id if request.trigger else ""
         memory = self._memory(request.state.call_id)
-        plan = self._plan(request, memory.customer)
+        plan = self._plan(request, memory)
         facts = _Facts()
         proposed: list[events_pb2.ToolCall] = []
+        tool_calls: list[events_pb2.ToolCall] = []
         for name, arguments in plan.calls:
             call = await self._toolbox.run(name, arguments, trigger_segment_id=trigger_segment_id)
+            tool_calls.append(call)
             if call.status == events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION:
                 proposed.append(call)
                 yield call
                 continue
-            facts.absorb(call, arguments)
+            is_candidate = (
+                plan.candidate is not None
+                and name == "lookup_customer"
+                and arguments.get("customer_id") == plan.candidate.customer.customer_id
+            )
+            facts.absorb(call, arguments, candidate=is_candidate)
             memory.record(call, arguments, facts)
             yield call
         text, sources = self._compose(request, plan, facts, memory.customer)
+        if facts.candidate is not None:
+            memory.offered.add(facts.candidate.customer_id)
+        text = ground_local(text, request.state, tool_calls, self._now().astimezone(UTC))
         if proposed:
             subjects = "; ".join(f"\u201c{c.arguments['subject']}\u201d" for c in proposed)
             text = (
@@ -320,9 +359,9 @@ class LocalAssistant(Assistant):
         self._calls.move_to_end(call_id)
         return memory
 
-    def _plan(self, request: AssistRequest, identified: directory_pb2.Customer | None) -> _Plan:
+    def _plan(self, request: AssistRequest, memory: _CallMemory) -> _Plan:
         state = request.state
-        known = state.customer or identified
+        known = state.customer or memory.customer
         text = request.trigger.text if request.trigger else ""
         if request.query:
             text = f"{text} {request.query}".strip()
@@ -339,22 +378,42 @@ class LocalAssistant(Assistant):
             return ""
 
         calls: list[tuple[str, dict[str, Any]]] = []
-        order_number = latest(_T.ENTITY_TYPE_ORDER_NUMBER)
+        # The order the context engine resolved beats the raw number heard; a
+        # near miss of one of the customer's orders is looked up to be confirmed.
+        order_candidate = (
+            state.order_candidates[0] if state.order is None and state.order_candidates else None
+        )
+        if state.order is not None:
+            order_number = state.order.order_number
+        elif order_candidate is not None:
+            order_number = order_candidate.order.order_number
+        else:
+            order_number = latest(_T.ENTITY_TYPE_ORDER_NUMBER)
+        candidate: events_pb2.CustomerCandidate | None = None
         if known is None:
-            for entity_type, key in (
-                (_T.ENTITY_TYPE_EMAIL, "email"),
-                (_T.ENTITY_TYPE_PHONE_NUMBER, "phone"),
-                (_T.ENTITY_TYPE_PERSON_NAME, "name"),
-            ):
-                value = latest(entity_type)
-                if value:
-                    calls.append(("lookup_customer", {key: value}))
-                    break
+            fresh = [c for c in state.candidates if c.customer.customer_id not in memory.offered]
+            if fresh:
+                candidate = fresh[0]
+                calls.append(("lookup_customer", {"customer_id": candidate.customer.customer_id}))
+            elif not state.candidates:
+                for entity_type, key in (
+                    (_T.ENTITY_TYPE_EMAIL, "email"),
+                    (_T.ENTITY_TYPE_PHONE_NUMBER, "phone"),
+                    (_T.ENTITY_TYPE_PERSON_NAME, "name"),
+                ):
+                    value = latest(entity_type)
+                    if value and _call_key("lookup_customer", {key: value}) not in memory.not_found:
+                        calls.append(("lookup_customer", {key: value}))
+                        break
         elif not order_number and any(t in _ORDER_TOPICS for t in topics):
             # A known customer with an order problem but no number: offer their latest orders.
             calls.append(("lookup_customer", {"customer_id": known.customer_id}))
+        order_not_found = ""
         if order_number:
-            calls.append(("get_order_details", {"order_number": order_number}))
+            if _call_key("get_order_details", {"order_number": order_number}) in memory.not_found:
+                order_not_found, order_number = order_number, ""
+            else:
+                calls.append(("get_order_details", {"order_number": order_number}))
 
         policy_types: list[str] = []
         if _T.TOPIC_REFUND in topics:
@@ -386,7 +445,15 @@ class LocalAssistant(Assistant):
             query = self._search_query(request.query or text)
             if query:
                 calls.append(("search_knowledge", {"query": query}))
-        return _Plan(calls, topics, order_number, known)
+        return _Plan(
+            calls,
+            topics,
+            order_number,
+            known,
+            candidate=candidate,
+            order_candidate=order_candidate,
+            order_not_found=order_not_found,
+        )
 
     @staticmethod
     def _search_query(text: str) -> str:
@@ -407,9 +474,23 @@ class LocalAssistant(Assistant):
                 f"The caller is {customer.name} ({customer.customer_id}, {customer.tier or 'standard'} tier, {customer.status or 'active'} account)."
             )
             sources.add(events_pb2.SOURCE_KIND_CUSTOMER, customer.customer_id, customer.name)
+        if facts.candidate is not None and plan.candidate is not None:
+            c = facts.candidate
+            heard = _heard_name(plan.candidate.reason)
+            sentences.append(
+                f"{heard + '? ' if heard else ''}The closest customer on file is {c.name} ({c.customer_id}): "
+                f"{plan.candidate.reason}. Not confirmed — ask the caller for the email address on the "
+                "account and check it matches before using this record."
+            )
+            sources.add(events_pb2.SOURCE_KIND_CUSTOMER, c.customer_id, c.name)
 
         used_policies: set[str] = set()
-        if facts.order is not None:
+        if facts.order is not None and plan.order_candidate is not None:
+            sentences.append(self._confirm_order_sentence(facts.order, plan.order_candidate))
+            sentences.append(
+                "If so: " + self._order_sentence(facts.order, topics, facts, sources, used_policies)
+            )
+        elif facts.order is not None:
             sentences.append(self._order_sentence(facts.order, topics, facts, sources, used_policies))
         elif facts.order_failed:
             sentences.append(
@@ -447,12 +528,27 @@ class LocalAssistant(Assistant):
             sentences.append(f"From \u201c{hit['title']}\u201d: {_first_sentence(str(hit['snippet']), 300)}")
             sources.add(events_pb2.SOURCE_KIND_ARTICLE, str(hit["article_id"]), str(hit["title"]))
 
-        if facts.order is None and not facts.order_failed:
+        if facts.order is None and not facts.order_failed and not plan.order_not_found:
             question = self._clarifying_question(plan, topics, facts, bool(sentences))
             if question:
                 sentences.append(question)
         text = " ".join(s.strip() for s in sentences if s.strip())
         return text, sources.items
+
+    def _confirm_order_sentence(self, order: directory_pb2.Order, near: events_pb2.OrderCandidate) -> str:
+        """ "Order 7891 is not on file; did they mean 78901, the Wireless Headphones delivered 2 Nov 2026?" """
+        items = [i.name for i in order.items if i.name]
+        what = f", the {items[0]}" if items else ""
+        when = ""
+        if order.HasField("delivered_time"):
+            when = f" delivered {_fmt_date(order.delivered_time.ToDatetime(tzinfo=UTC).date())}"
+        elif order.HasField("order_time"):
+            when = f" ordered {_fmt_date(order.order_time.ToDatetime(tzinfo=UTC).date())}"
+        how = near.reason.split(";")[0]
+        return (
+            f"Order {near.heard} is not on file; did they mean {order.order_number}{what}{when} ({how})? "
+            "Confirm with the customer."
+        )
 
     def _order_label(self, order: directory_pb2.Order) -> str:
         items = [i.name for i in order.items if i.name]
@@ -625,6 +721,12 @@ def _mentioned(entities: Iterable[events_pb2.Entity]) -> list[str]:
         events_pb2.ENTITY_TYPE_PHONE_NUMBER: "phone",
     }
     return [f"{names[e.type]} {e.value}" for e in entities if e.type in names]
+
+
+def _heard_name(reason: str) -> str:
+    """The name as heard, from a candidate's reason ('name "Maria Garsha" sounds like ...')."""
+    m = re.match(r'name "([^"]+)"', reason)
+    return m.group(1) if m else ""
 
 
 def _ticket_subject(text: str, order_number: str) -> str:

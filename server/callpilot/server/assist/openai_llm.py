@@ -49,6 +49,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam, C
 
 from ..errors import ConfigError
 from .base import Assistant, AssistOutput, AssistRequest, ConversationState, Turn
+from .grounding import ground
 from .llm_prompt import (
     PromptLimits,
     build_messages,
@@ -61,11 +62,12 @@ from .llm_stream import ToolCallAssembler
 from .local import is_backchannel
 from .tools import ToolBox
 
-__all__ = ["NOTICE_DEGRADED", "AssistantUnavailable", "LLMOutput", "OpenAIAssistant"]
+__all__ = ["NOTICE_DEGRADED", "NOTICE_UNGROUNDED", "AssistantUnavailable", "LLMOutput", "OpenAIAssistant"]
 
 log = logging.getLogger(__name__)
 
 NOTICE_DEGRADED = "ASSISTANT_DEGRADED"
+NOTICE_UNGROUNDED = "UNGROUNDED_FACTS_DROPPED"
 LLMOutput = AssistOutput
 """What `respond` yields (assistant outputs include notices)."""
 
@@ -270,6 +272,16 @@ class OpenAIAssistant(Assistant):
                 )
         if not text.strip():
             raise _TurnFailed("returned no suggestion")
+        # Facts no tool returned are dropped before the agent can rely on them (assist.grounding).
+        checked = ground(text, request.state, tool_calls, request.state.call_date, flag=True)
+        if checked.ungrounded:
+            text = checked.text
+            yield events_pb2.Notice(
+                level=events_pb2.NOTICE_LEVEL_WARNING,
+                code=NOTICE_UNGROUNDED,
+                text=f"{len(checked.ungrounded)} figure(s) in the suggestion came from no tool result or "
+                "anything said on the call; they are shown as [unverified].",
+            )
         yield events_pb2.SuggestionCompleted(
             suggestion_id=suggestion_id,
             text=text,

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from callpilot.server.errors import AlreadyExists, InvalidArgument, NotFound, Violation
-from callpilot.server.store import convert, schema
+from callpilot.server.store import convert, fuzzy, schema
 from callpilot.server.store.engine import (
     WRITE_OPTION,
     create_engine,
@@ -427,6 +427,16 @@ class Store:
             if row is None:
                 return None
             return (await self._with_items(conn, [row]))[0]
+
+    async def customer_names(self, limit: int = fuzzy.NAME_INDEX_LIMIT) -> list[tuple[str, str]]:
+        """(customer_id, name) pairs for matching names as heard (see `store.fuzzy`)."""
+        async with self._read() as conn:
+            return await fuzzy.customer_names(conn, self._tenant, limit)
+
+    async def find_orders(self, order_numbers: Sequence[str]) -> list[directory_pb2.Order]:
+        """Orders with any of these numbers (see `store.fuzzy`)."""
+        async with self._read() as conn:
+            return await self._with_items(conn, await fuzzy.order_rows(conn, self._tenant, order_numbers))
 
     async def get_policy(
         self, policy_type: directory_pb2.PolicyType.ValueType
