@@ -322,6 +322,14 @@ class LocalAssistant(Assistant):
             facts.absorb(call, arguments, candidate=is_candidate)
             memory.record(call, arguments, facts)
             yield call
+        if self._days_past_window(plan, facts) > 0 and "warranty" not in facts.policies:
+            # Outside the return window: what the policies do allow instead.
+            arguments = {"policy_type": "warranty"}
+            call = await self._toolbox.run("check_policy", arguments, trigger_segment_id=trigger_segment_id)
+            tool_calls.append(call)
+            facts.absorb(call, arguments)
+            memory.record(call, arguments, facts)
+            yield call
         text, sources = self._compose(request, plan, facts, memory.customer)
         if facts.candidate is not None:
             memory.offered.add(facts.candidate.customer_id)
@@ -535,6 +543,19 @@ class LocalAssistant(Assistant):
         text = " ".join(s.strip() for s in sentences if s.strip())
         return text, sources.items
 
+    def _days_past_window(self, plan: _Plan, facts: _Facts) -> int:
+        """Days a delivered order the caller wants to return is past the return window (0 if not)."""
+        order, policy = facts.order, facts.policies.get("return")
+        if order is None or policy is None or not order.HasField("delivered_time"):
+            return 0
+        if not any(t in plan.topics for t in (_T.TOPIC_REFUND, _T.TOPIC_RETURN)):
+            return 0
+        window = _policy_days(policy)
+        if window is None:
+            return 0
+        delivered = order.delivered_time.ToDatetime(tzinfo=UTC).date()
+        return max(0, (self._now().astimezone(UTC).date() - delivered).days - window)
+
     def _confirm_order_sentence(self, order: directory_pb2.Order, near: events_pb2.OrderCandidate) -> str:
         """ "Order 7891 is not on file; did they mean 78901, the Wireless Headphones delivered 2 Nov 2026?" """
         items = [i.name for i in order.items if i.name]
@@ -612,9 +633,17 @@ class LocalAssistant(Assistant):
                 else:
                     offer = "you can start a return"
                 return f"{head}; it is within the {window}-day return window ({days} days since delivery), so {offer}."
+            # Said once, with no refund offer after it: the refund policy's terms do not apply.
+            used_policies.add("refund")
+            outside = f"{head}, {days} days ago, which is outside the {window}-day return window, so a standard refund does not apply"
+            warranty = facts.policies.get("warranty")
+            if warranty is None:
+                return outside + "; ask a supervisor about an exception."
+            used_policies.add("warranty")
+            sources.add(events_pb2.SOURCE_KIND_POLICY, "warranty", warranty.title or "Warranty policy")
             return (
-                f"{head}, {days} days ago, which is outside the {window}-day return window, so a standard "
-                "refund does not apply; check the warranty or ask a supervisor about an exception."
+                f"{outside}. What the {warranty.title or 'warranty policy'} allows instead: "
+                f"{_first_sentence(warranty.body)}"
             )
         if wants_refund or wants_return or _T.TOPIC_CANCELLATION in topics:
             if status in ("processing", "pending", "placed", "open", ""):
