@@ -263,6 +263,8 @@ class _Plan:
     order_candidate: events_pb2.OrderCandidate | None = None
     # An order number already looked up and not found this call.
     order_not_found: str = ""
+    # An order number heard that is not one of the identified caller's orders.
+    not_theirs: str = ""
 
 
 class LocalAssistant(Assistant):
@@ -397,6 +399,11 @@ class LocalAssistant(Assistant):
             order_number = order_candidate.order.order_number
         else:
             order_number = latest(_T.ENTITY_TYPE_ORDER_NUMBER)
+        not_theirs = ""
+        if order_number and state.order is None and order_candidate is None and state.customer is not None:
+            # The context engine matched it against the caller's orders: neither
+            # it nor a near miss is theirs, and another customer's order is never read out.
+            not_theirs, order_number = order_number, ""
         candidate: events_pb2.CustomerCandidate | None = None
         if known is None:
             fresh = [c for c in state.candidates if c.customer.customer_id not in memory.offered]
@@ -461,6 +468,7 @@ class LocalAssistant(Assistant):
             candidate=candidate,
             order_candidate=order_candidate,
             order_not_found=order_not_found,
+            not_theirs=not_theirs,
         )
 
     @staticmethod
@@ -500,6 +508,12 @@ class LocalAssistant(Assistant):
             )
         elif facts.order is not None:
             sentences.append(self._order_sentence(facts.order, topics, facts, sources, used_policies))
+        elif plan.not_theirs:
+            first = (plan.known.name.split() or ["the customer"])[0] if plan.known else "the customer"
+            sentences.append(
+                f"Order {plan.not_theirs} is not one of {first}'s orders; ask them to read the number again "
+                "from their order confirmation email."
+            )
         elif facts.order_failed:
             sentences.append(
                 f"Order {facts.order_failed} is not in the system. Ask the customer to read the order number again; "
@@ -536,11 +550,21 @@ class LocalAssistant(Assistant):
             sentences.append(f"From \u201c{hit['title']}\u201d: {_first_sentence(str(hit['snippet']), 300)}")
             sources.add(events_pb2.SOURCE_KIND_ARTICLE, str(hit["article_id"]), str(hit["title"]))
 
-        if facts.order is None and not facts.order_failed and not plan.order_not_found:
+        if (
+            facts.order is None
+            and not facts.order_failed
+            and not plan.order_not_found
+            and not plan.not_theirs
+        ):
             question = self._clarifying_question(plan, topics, facts, bool(sentences))
             if question:
                 sentences.append(question)
-        text = " ".join(s.strip() for s in sentences if s.strip())
+        sentences = [s.strip() for s in sentences if s.strip()]
+        # What an earlier suggestion of this call already said is not said again
+        # (unless nothing new is left: then the last point stands).
+        said = {x for earlier in request.state.suggestions for x in _sentences(earlier)}
+        fresh = [x for x in sentences if not set(_sentences(x)) <= said]
+        text = " ".join(fresh or sentences[-1:])
         return text, sources.items
 
     def _days_past_window(self, plan: _Plan, facts: _Facts) -> int:
