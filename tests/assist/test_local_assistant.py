@@ -263,8 +263,8 @@ async def test_summary(directory: FakeDirectory) -> None:
     assert lines[0] == "Customer: Maria Garcia (C-1001)."
     assert lines[1].startswith("Reason for contact: shipping, technical, refund")
     assert "order 78901 arrived broken" in lines[1]
-    assert lines[2] == "Looked up: order 78901; return policy; refund policy."
-    assert lines[3] == "Resolution offered: I've issued a refund to your original payment method."
+    assert lines[2] == "Actions: looked up order 78901; return policy; refund policy."
+    assert lines[3] == "Resolution: I've issued a refund to your original payment method."
     assert lines[4] == "Follow-ups: I'll email you a prepaid return label today."
     assert lines[5] == "Customer sentiment at the end: positive."
 
@@ -274,7 +274,7 @@ async def test_summary_of_an_empty_call(directory: FakeDirectory) -> None:
     assert summary.splitlines()[:3] == [
         "Customer: not identified.",
         "Reason for contact: not stated.",
-        "Looked up: nothing.",
+        "Actions: none recorded.",
     ]
 
 

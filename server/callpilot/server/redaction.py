@@ -49,6 +49,7 @@ __all__ = [
     "CVV",
     "REDACTED",
     "Redactor",
+    "guard_card_numbers",
     "luhn_valid",
     "safe_redact",
 ]
@@ -344,3 +345,16 @@ def safe_redact(
     except Exception:
         log.exception("redaction failed; withholding the utterance")
         return REDACTED
+
+
+_CARD_RUN_RE = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
+
+
+def guard_card_numbers(text: str) -> str:
+    """Mask any Luhn-valid 13-19 digit number (spaces and dashes allowed)."""
+
+    def mask(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(0))
+        return CARD_NUMBER if 13 <= len(digits) <= 19 and luhn_valid(digits) else m.group(0)
+
+    return _CARD_RUN_RE.sub(mask, text)

@@ -16,7 +16,7 @@ import asyncio
 import json
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -24,6 +24,10 @@ from typing import Any
 from callpilot.v1 import common_pb2, directory_pb2, events_pb2
 from google.protobuf import json_format
 
+from ..context.backchannel import BACKCHANNEL_WORDS as _BACKCHANNEL_WORDS
+from ..context.backchannel import PLACEHOLDER_RE as _PLACEHOLDER_RE
+from ..context.backchannel import is_backchannel
+from ..context.backchannel import words as _words
 from ..context.entities import extract_entities
 from ..context.numbers import normalise_numbers
 from ..context.topics import detect_topics
@@ -31,6 +35,7 @@ from ..context.wordlists import wordset as _wordset
 from ..directory import Directory
 from .base import Assistant, AssistOutput, AssistRequest, ConversationState, Turn
 from .grounding import ground_local
+from .summary import extractive_summary, first_sentence, sentences_of
 from .tools import ToolBox, result_dict
 
 __all__ = ["LocalAssistant", "is_backchannel"]
@@ -38,16 +43,6 @@ __all__ = ["LocalAssistant", "is_backchannel"]
 _CUSTOMER = common_pb2.SPEAKER_ROLE_CUSTOMER
 _T = events_pb2  # topic and entity enums live here
 
-# Whole utterances made only of these words carry nothing to act on.
-_BACKCHANNEL_WORDS = _wordset(
-    """
-    uh huh uh-huh mm mmm hmm hm mhm mm-hmm um umm er ah oh okay ok k alright all right yes yeah yep
-    yup ya no nope nah thanks thank you so much very cheers right sure got it i see cool great perfect
-    fine good sounds please bye goodbye hello hi hey well that's that is correct exactly true wow
-    one moment sec second hold on a just let me
-    """
-)
-_MAX_BACKCHANNEL_WORDS = 5
 # Dropped from knowledge-base queries: they match every article.
 _QUERY_STOP_WORDS = _wordset(
     """
@@ -75,7 +70,6 @@ _SLA_RE = re.compile(
     r"|\bescalat\w*",
     re.IGNORECASE,
 )
-_PLACEHOLDER_RE = re.compile(r"\[[A-Z_]+\]")
 _DAYS_RE = re.compile(r"\b(\d{1,3})(?:[- ]|\s+calendar\s+|\s+)days?\b", re.IGNORECASE)
 # A stated range ("card refunds then take 5-7 business days") is how long the
 # customer waits for their money; a single figure elsewhere in the text is
@@ -88,21 +82,6 @@ _ORDER_TOPICS = (_T.TOPIC_REFUND, _T.TOPIC_RETURN, _T.TOPIC_SHIPPING, _T.TOPIC_C
 _CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£"}
 _HISTORY_CALLS = 256  # calls whose lookups are remembered for their summary
 _MAX_LOOKED_UP = 50
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z]+(?:['-][a-z]+)*|\d", text.lower().replace("\u2019", "'"))
-
-
-def is_backchannel(text: str) -> bool:
-    """True for "uh-huh", "okay thanks", "yes please" and other utterances with nothing to act on."""
-    cleaned = _PLACEHOLDER_RE.sub(" ", text)
-    if any(ch.isdigit() for ch in cleaned):
-        return False  # numbers are information ("78901")
-    words = _words(cleaned)
-    if not words or sum(len(w) for w in words) < 3:
-        return True
-    return len(words) <= _MAX_BACKCHANNEL_WORDS and all(w in _BACKCHANNEL_WORDS for w in words)
 
 
 def _fmt_date(d: date) -> str:
@@ -140,12 +119,6 @@ def _refund_terms(policy: directory_pb2.Policy | None) -> str:
     if single:
         clause += f" within {single.group(1)} business days"
     return clause
-
-
-def _first_sentence(text: str, limit: int = 220) -> str:
-    m = re.match(r"(.+?[.!?])(?:\s|$)", text.strip(), re.DOTALL)
-    sentence = (m.group(1) if m else text.strip()).replace("\n", " ")
-    return sentence if len(sentence) <= limit else sentence[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def _policy_name(kind: str) -> str:
@@ -356,7 +329,8 @@ class LocalAssistant(Assistant):
     async def summarise(self, state: ConversationState) -> str:
         """An extractive summary: who called, why (their own words), what was
         looked up, what the agent offered and promised, and how they felt."""
-        return self._summary(state)
+        memory = self._calls.get(state.call_id) or _CallMemory()
+        return extractive_summary(state, customer=memory.customer, looked_up=memory.looked_up)
 
     # -- planning -------------------------------------------------------------------
 
@@ -537,7 +511,7 @@ class LocalAssistant(Assistant):
                 sentences.append(f"{policy.title or 'Refund policy'}: customers get {_refund_terms(policy)}.")
             else:
                 sentences.append(
-                    f"{policy.title or _policy_name(kind).capitalize() + ' policy'}: {_first_sentence(policy.body)}"
+                    f"{policy.title or _policy_name(kind).capitalize() + ' policy'}: {first_sentence(policy.body)}"
                 )
             sources.add(
                 events_pb2.SOURCE_KIND_POLICY,
@@ -547,7 +521,7 @@ class LocalAssistant(Assistant):
 
         if facts.articles:
             hit = facts.articles[0]
-            sentences.append(f"From \u201c{hit['title']}\u201d: {_first_sentence(str(hit['snippet']), 300)}")
+            sentences.append(f"From \u201c{hit['title']}\u201d: {first_sentence(str(hit['snippet']), 300)}")
             sources.add(events_pb2.SOURCE_KIND_ARTICLE, str(hit["article_id"]), str(hit["title"]))
 
         if (
@@ -562,8 +536,8 @@ class LocalAssistant(Assistant):
         sentences = [s.strip() for s in sentences if s.strip()]
         # What an earlier suggestion of this call already said is not said again
         # (unless nothing new is left: then the last point stands).
-        said = {x for earlier in request.state.suggestions for x in _sentences(earlier)}
-        fresh = [x for x in sentences if not set(_sentences(x)) <= said]
+        said = {x for earlier in request.state.suggestions for x in sentences_of(earlier)}
+        fresh = [x for x in sentences if not set(sentences_of(x)) <= said]
         text = " ".join(fresh or sentences[-1:])
         return text, sources.items
 
@@ -667,7 +641,7 @@ class LocalAssistant(Assistant):
             sources.add(events_pb2.SOURCE_KIND_POLICY, "warranty", warranty.title or "Warranty policy")
             return (
                 f"{outside}. What the {warranty.title or 'warranty policy'} allows instead: "
-                f"{_first_sentence(warranty.body)}"
+                f"{first_sentence(warranty.body)}"
             )
         if wants_refund or wants_return or _T.TOPIC_CANCELLATION in topics:
             if status in ("processing", "pending", "placed", "open", ""):
@@ -709,71 +683,6 @@ class LocalAssistant(Assistant):
         words = re.findall(r"\S+\s*", text)
         n = self._words_per_delta
         return ["".join(words[i : i + n]) for i in range(0, len(words), n)] or [text]
-
-    # -- summary --------------------------------------------------------------------
-
-    def _summary(self, state: ConversationState) -> str:
-        lines: list[str] = []
-        memory = self._calls.get(state.call_id) or _CallMemory()
-        c = state.customer or memory.customer
-        lines.append(
-            f"Customer: {c.name} ({c.customer_id})." if c is not None else "Customer: not identified."
-        )
-
-        topics = [events_pb2.Topic.Name(t).removeprefix("TOPIC_").lower() for t in state.topics]
-        reason = next((t.text for t in state.turns if t.role == _CUSTOMER and not is_backchannel(t.text)), "")
-        parts = []
-        if topics:
-            parts.append(", ".join(topics))
-        if reason:
-            parts.append(f"\u201c{_first_sentence(reason, 160)}\u201d")
-        lines.append("Reason for contact: " + (" — ".join(parts) if parts else "not stated") + ".")
-
-        looked_up = memory.looked_up or _mentioned(state.entities)
-        lines.append("Looked up: " + ("; ".join(looked_up) if looked_up else "nothing") + ".")
-
-        # Extractive: the agent's own sentences that commit to something (future
-        # tense) are follow-ups; the others that name a remedy are the resolution.
-        agent_sentences = [
-            sentence for t in state.turns if t.role != _CUSTOMER for sentence in _sentences(t.text)
-        ]
-        follow_ups = list(dict.fromkeys(x for x in agent_sentences if _FOLLOW_UP_RE.search(x)))
-        resolution = [
-            x for x in dict.fromkeys(agent_sentences) if _RESOLUTION_RE.search(x) and x not in follow_ups
-        ]
-        if not resolution and state.suggestions:
-            resolution = [_first_sentence(state.suggestions[-1], 200)]
-        lines.append("Resolution offered: " + (" ".join(resolution[-3:]) if resolution else "none recorded."))
-        lines.append("Follow-ups: " + (" ".join(follow_ups[-3:]) if follow_ups else "none recorded."))
-        if state.sentiment != events_pb2.SENTIMENT_UNSPECIFIED:
-            mood = events_pb2.Sentiment.Name(state.sentiment).removeprefix("SENTIMENT_").lower()
-            lines.append(f"Customer sentiment at the end: {mood}.")
-        return "\n".join(lines)
-
-
-_RESOLUTION_RE = re.compile(
-    r"\b(?:refund\w*|replac\w*|return label|exchange|cancel\w*|credit\w*|reship\w*|send (?:you )?a new|fixed|resolved)\b",
-    re.IGNORECASE,
-)
-_FOLLOW_UP_RE = re.compile(
-    r"\b(?:i'll|i will|we'll|we will|you'll (?:get|receive)|you will (?:get|receive)|follow(?:ing)? up|"
-    r"call you back|email you|send you)\b",
-    re.IGNORECASE,
-)
-
-
-def _sentences(text: str) -> list[str]:
-    found = (m.strip() for m in re.findall(r"[^.!?]+[.!?]*", text))
-    return [f if f[-1] in ".!?" else f + "." for f in found if f]
-
-
-def _mentioned(entities: Iterable[events_pb2.Entity]) -> list[str]:
-    names = {
-        events_pb2.ENTITY_TYPE_ORDER_NUMBER: "order",
-        events_pb2.ENTITY_TYPE_EMAIL: "email",
-        events_pb2.ENTITY_TYPE_PHONE_NUMBER: "phone",
-    }
-    return [f"{names[e.type]} {e.value}" for e in entities if e.type in names]
 
 
 def _heard_name(reason: str) -> str:

@@ -73,6 +73,8 @@ def collapse_spelling(text: str) -> str:
         return "".join(ch for ch in m.group(0) if ch.isalpha())
 
     return _SPELLED_RE.sub(join, text)
+
+
 _NAME_WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 # Common words that follow "this is" / "I'm" / "my name is" and are not names.
 _NOT_NAMES = _wordset(
