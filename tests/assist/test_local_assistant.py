@@ -261,7 +261,7 @@ async def test_summary(directory: FakeDirectory) -> None:
     summary = await assistant.summarise(engine.state)
     lines = summary.splitlines()
     assert lines[0] == "Customer: Maria Garcia (C-1001)."
-    assert lines[1].startswith("Reason for contact: shipping, technical, refund")
+    assert lines[1].startswith("Reason for contact: return, refund")
     assert "order 78901 arrived broken" in lines[1]
     assert lines[2] == "Actions: looked up order 78901; return policy; refund policy."
     assert lines[3] == "Resolution: I've issued a refund to your original payment method."
