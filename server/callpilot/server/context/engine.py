@@ -215,7 +215,8 @@ class ContextEngine:
         state.tickets = [t for t in tickets or [] if t.status.lower() not in _CLOSED_TICKETS]
         log.info(
             "customer identified",
-            extra={"call_id": state.call_id, "customer_id": customer.customer_id, "identified_by": why},
+            # Not `why`: it may quote the email or phone number the caller gave.
+            extra={"call_id": state.call_id, "customer_id": customer.customer_id},
         )
 
     async def _customer_orders(self, customer_id: str) -> list[directory_pb2.Order]:
