@@ -128,8 +128,20 @@ def _context_lines(state: ConversationState, limits: PromptLimits) -> list[str]:
         lines.append(
             f"Customer: {c.name or 'name unknown'} ({c.customer_id}){', ' + extra if extra else ''}."
         )
+        if state.identified_by:
+            lines.append(f"Identified because: {_clip(state.identified_by, 160)}.")
     else:
         lines.append("Customer: not identified yet.")
+        for cand in state.candidates[:3]:
+            lines.append(
+                f"Possible caller, NOT confirmed: {cand.customer.name} ({cand.customer.customer_id}): "
+                f"{_clip(cand.reason, 120)}. Have the agent confirm (e.g. the email on file) before using it."
+            )
+    for near in state.order_candidates[:3]:
+        lines.append(
+            f"Order number heard as {near.heard} is not on file; it may be {near.order.order_number} "
+            f"({_clip(near.reason, 80)}). Have the agent confirm it before acting on that order."
+        )
     if state.topics:
         topics = [_enum_label(events_pb2.Topic.Name(t), "TOPIC_") for t in state.topics]
         lines.append("Topics so far: " + ", ".join(topics) + ".")
