@@ -198,3 +198,10 @@ async def test_candidate_offered_once_and_failed_lookups_not_repeated(store: Sto
     # Neither the candidate nor the missing order is looked up again.
     assert [t.tool_name for t in tools] == ["check_policy"]
     assert "Maria Garsha?" not in text and "12121" not in text
+
+
+async def test_email_heard_without_its_at(store: Store) -> None:
+    """Whisper writes "maria dot garcia at example dot com" as "Maria.Garcia.example.com"."""
+    engine = await run_call(store, ["My email is Maria.Garcia.example.com"])
+    assert engine.state.customer is not None and engine.state.customer.customer_id == "C-1001"
+    assert engine.state.identified_by == "email maria.garcia.example.com is on their account"

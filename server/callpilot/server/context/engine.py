@@ -32,7 +32,7 @@ from typing import TypeVar
 from callpilot.v1 import call_pb2, common_pb2, directory_pb2, events_pb2
 
 from ..directory import Directory
-from .entities import extract_entities
+from .entities import email_variants, extract_entities
 from .identify import customer_candidates, is_sure, order_near_misses
 from .matching import near_miss
 from .sentiment import analyse_sentiment
@@ -315,9 +315,14 @@ class ContextEngine:
         """One exact customer lookup; contact details are masked in the log."""
         directory = self._directory
         if kind == "email":
-            return await self._lookup(
-                f"email {mask_contact(value)}", lambda: directory.find_customer(email=value)
-            )
+            # A heard address without its "@" is tried with each dot as the "@".
+            for address in email_variants(value):
+                found = await self._lookup(
+                    f"email {mask_contact(address)}", partial(directory.find_customer, email=address)
+                )
+                if found is not None:
+                    return found
+            return None
         if kind == "phone":
             return await self._lookup(
                 f"phone {mask_contact(value)}", lambda: directory.find_customer(phone=value)

@@ -18,7 +18,7 @@ from callpilot.v1 import events_pb2
 from .numbers import NumberKind, NumberSpan, find_numbers
 from .wordlists import wordset as _wordset
 
-__all__ = ["extract_entities"]
+__all__ = ["email_variants", "extract_entities"]
 
 _ORDER = events_pb2.ENTITY_TYPE_ORDER_NUMBER
 _MONEY = events_pb2.ENTITY_TYPE_MONEY
@@ -148,8 +148,35 @@ def _number_entities(text: str, span: NumberSpan, segment_id: str) -> list[_Foun
     return []
 
 
+# "my email is maria.garcia.example.com": a recogniser that dropped the "at".
+# The value keeps the dots without an "@"; the context engine tries each dot
+# as the "@" (see `email_variants`).
+_HEARD_EMAIL_RE = re.compile(
+    rf"\b(?:e-?mail|email address|e-mail address)(?: address)?\s+(?:is\s+|was\s+|it's\s+)?"
+    rf"(?P<addr>{_LABEL}(?:{_SEP}{_LABEL}){{2,}}?\s*(?:\.|\bdot\b)\s*(?:{'|'.join(_TLDS)}))\b",
+    re.IGNORECASE,
+)
+
+
+def email_variants(value: str) -> list[str]:
+    """Addresses a heard email may be: itself if it has an "@", else each
+    dot before the domain read as the "@" ("a.b.example.com" ->
+    "a@b.example.com", "a.b@example.com")."""
+    if "@" in value:
+        return [value]
+    labels = value.split(".")
+    return [".".join(labels[:i]) + "@" + ".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+
+
 def _emails(text: str, segment_id: str) -> list[_Found]:
     found: list[_Found] = []
+    for m in _HEARD_EMAIL_RE.finditer(text):
+        if "@" in m.group(0) or re.search(r"\s+at\s+", m.group("addr")):
+            continue
+        value = _spoken_to_address(m.group("addr"), "").rstrip("@")
+        found.append(
+            _Found(m.start("addr"), m.end("addr"), _entity(_EMAIL, value, m.group("addr"), segment_id))
+        )
     for m in _EMAIL_RE.finditer(text):
         local = m.group("local")
         if local.lower() in _NOT_NAMES:
