@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test setup setup-test lint typecheck gen bench
+.PHONY: run test setup setup-test lint typecheck gen configdoc bench
 
 run: setup
 	scripts/run
@@ -23,6 +23,10 @@ typecheck: setup
 # Regenerate code from proto/ (commit the result).
 gen: setup
 	scripts/gen
+
+# Regenerate docs/configuration.md from the settings classes (commit the result).
+configdoc: setup
+	.venv/bin/python tools/configdoc.py
 
 bench: setup-test
 	.venv/bin/python tests/benchmarks/pipeline.py

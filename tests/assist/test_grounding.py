@@ -7,14 +7,21 @@ import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from assist_directory_fake import NOW, FakeDirectory
 from callpilot.server.assist.base import AssistRequest, ConversationState, Turn
-from callpilot.server.assist.grounding import UNVERIFIED, check, evidence_for, facts_in, ground
+from callpilot.server.assist.grounding import (
+    NOTICE_UNGROUNDED,
+    UNVERIFIED,
+    check,
+    evidence_for,
+    facts_in,
+    ground,
+)
 from callpilot.server.assist.local import LocalAssistant
-from callpilot.server.assist.openai_llm import NOTICE_UNGROUNDED, OpenAIAssistant
+from callpilot.server.assist.openai_llm import OpenAIAssistant
 from callpilot.server.assist.tools import ToolBox
 from callpilot.server.context.engine import ContextEngine
 from callpilot.v1 import common_pb2, events_pb2
+from fakes.directory import NOW, FakeDirectory
 from providers.fake_openai import FakeOpenAI, Stream, ToolCallSpec, text_stream
 
 CUSTOMER = common_pb2.SPEAKER_ROLE_CUSTOMER

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 from callpilot.server.errors import ConfigError
-from callpilot.server.stt.base import SpeechEvent, SpeechEventKind, STTError
-from callpilot.server.stt.deepgram import DeepgramEngine, DeepgramStream, ReconnectPolicy, float_to_linear16
+from callpilot.server.stt.base import (
+    SpeechEvent,
+    SpeechEventKind,
+    STTCapabilities,
+    STTEngine,
+    STTError,
+    STTStream,
+)
+from callpilot.server.stt.deepgram import DeepgramEngine, DeepgramStream
+from callpilot.server.stt.fallback import FallbackEngine
+from callpilot.server.stt.replay import ReconnectPolicy, float_to_linear16
 from providers.fake_deepgram import DeepgramScript, FakeDeepgram, silence, tone_words
+from stt.switching import switch_over
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.*"),
@@ -317,3 +327,64 @@ async def test_engine_aclose_stops_open_streams() -> None:
         async with asyncio.timeout(5):
             events = [ev async for ev in stream]
     assert all(e.kind is not K.FINAL or e.text in ("", "hello") for e in events)
+
+
+class _Tape(STTStream):
+    """A fallback that records what it is given and transcribes it as one FINAL at the end."""
+
+    def __init__(self) -> None:
+        self.audio: list[npt.NDArray[np.float32]] = []
+        self.done = asyncio.Event()
+
+    async def push_audio(self, pcm: npt.NDArray[np.float32]) -> None:
+        self.audio.append(pcm)
+
+    async def flush(self) -> None:
+        pass
+
+    def end_input(self) -> None:
+        self.done.set()
+
+    async def _events(self) -> AsyncIterator[SpeechEvent]:
+        await self.done.wait()
+        seconds = sum(len(a) for a in self.audio) / 16_000
+        yield SpeechEvent(K.FINAL, 0, text=f"{seconds:.2f}s", start=0.0, end=seconds)
+
+    def __aiter__(self) -> AsyncIterator[SpeechEvent]:
+        return self._events()
+
+    async def aclose(self) -> None:
+        self.done.set()
+
+
+class _TapeEngine(STTEngine):
+    capabilities = STTCapabilities(streaming=True, interim_results=False)
+
+    def __init__(self) -> None:
+        self.streams: list[_Tape] = []
+
+    def stream(self, *, language: str, phrase_hints: Sequence[str] = ()) -> _Tape:
+        self.streams.append(_Tape())
+        return self.streams[-1]
+
+
+async def test_a_persistent_outage_hands_the_unfinalised_audio_to_the_fallback_engine() -> None:
+    """Deepgram's ledger through FallbackEngine: the fallback gets exactly the audio after the last final."""
+    script = DeepgramScript(VOCAB, drop_after={0: 1.0}, refuse_from=1)
+    audio = np.concatenate([tone_words(["hello"], VOCAB), silence(0.6), tone_words(["seven", "nine"], VOCAB)])
+    tape = _TapeEngine()
+    async with FakeDeepgram(script) as dg:
+        policy = ReconnectPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05)
+        stream = FallbackEngine(engine(dg, reconnect=policy), tape).stream(language="en")
+        consumer, events = await switch_over(stream, push(stream, audio))  # type: ignore[arg-type]
+        stream.end_input()
+        async with asyncio.timeout(20):
+            await consumer
+    degraded = [e for e in events if e.kind is K.DEGRADED]
+    assert len(degraded) == 1 and "Deepgram unreachable after 3 attempts" in degraded[0].text
+    assert finals(events)[0] == "hello"
+    before = events[: events.index(degraded[0])]
+    last = events[-1]
+    assert last.kind is K.FINAL and last.utterance == max(e.utterance for e in before) + 1
+    assert last.start == pytest.approx(degraded[0].start) and 0.24 <= last.start <= 0.9
+    assert last.end == pytest.approx(len(audio) / 16_000, abs=0.03), "the replay and nothing else"

@@ -21,6 +21,7 @@ import pytest
 from callpilot.client import AsyncCallpilot
 from callpilot.client.audio import RawAudio
 from callpilot.server.api.assist import AssistServicer
+from callpilot.server.assist.fallback import FallbackAssistant
 from callpilot.server.assist.local import LocalAssistant
 from callpilot.server.assist.openai_llm import OpenAIAssistant
 from callpilot.server.assist.tools import ToolBox
@@ -28,7 +29,8 @@ from callpilot.server.bus import InProcessBus
 from callpilot.server.manager import SessionManager
 from callpilot.server.session import SessionDeps
 from callpilot.server.store import DEFAULT_TENANT, Store
-from callpilot.server.stt.deepgram import DeepgramEngine, ReconnectPolicy
+from callpilot.server.stt.deepgram import DeepgramEngine
+from callpilot.server.stt.replay import ReconnectPolicy
 from callpilot.v1 import assist_service_pb2_grpc, call_pb2, common_pb2, events_pb2
 from providers.fake_deepgram import DeepgramScript, FakeDeepgram, silence, tone_words
 from providers.fake_openai import ChatReply, Completion, Error, FakeOpenAI, Stream, ToolCallSpec, text_stream
@@ -66,8 +68,8 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Any]:
             "test-key", base_url=dg.url, reconnect=ReconnectPolicy(max_attempts=3, initial_backoff=0.05)
         )
         toolbox = ToolBox(store)
-        assistant = OpenAIAssistant(
-            "sk-test", oa.base_url, "gpt-test", toolbox, fallback=LocalAssistant(store, toolbox)
+        assistant = FallbackAssistant(
+            OpenAIAssistant("sk-test", oa.base_url, "gpt-test", toolbox), LocalAssistant(store, toolbox)
         )
         bus = InProcessBus()
         deps = SessionDeps(store=store, bus=bus, stt=stt, assistant=assistant, directory=store)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from callpilot.server.stt.base import SpeechEvent, SpeechEventKind, STTError, STTStream
 from callpilot.server.stt.null import NULL_TEXT, NullEngine
-from callpilot.server.stt.streaming import EventQueue
+from callpilot.server.stt.queue import EventQueue
 
 K = SpeechEventKind
 Say = Callable[..., np.ndarray]

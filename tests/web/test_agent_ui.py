@@ -263,6 +263,7 @@ async def test_agent_desk_by_keyboard(
     assert "Luis Garcia" in seen["manualCard"] and "Looked up manually" in seen["manualCard"]
     assert seen["overflowing"] and seen["gapWhileFollowing"] < 48
     assert seen["scrollTopAfterNewLines"] < 5
-    assert seen["jumped"]
-    assert "Not found" in seen["failedText"]
+    assert seen["jumped"] and seen["jumpText"].startswith("Jump to live")
+    assert "Call not found" in seen["failedText"] and "no-such-call" in seen["failedText"]
+    assert seen["badgesOnUnknown"] == 0
     assert seen["errors"] == [], seen["errors"]

@@ -1,6 +1,7 @@
 """The agent app decides write tools end to end: a ticket the assistant
 proposed is confirmed with the card's Confirm button, the next proposal is
-cancelled with Cancel; headless Chromium, a real gateway and server."""
+cancelled with Cancel, the third is revised (its subject edited) with
+Revise; headless Chromium, a real gateway and server."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ CUSTOMER = common_pb2.SPEAKER_ROLE_CUSTOMER
 PENDING = events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION
 FIRST_REQUEST = "My headphones keep disconnecting, please open a ticket for that."
 SECOND_REQUEST = "Actually, also escalate this please."
+THIRD_REQUEST = "Please file a complaint, the delivery was late."
+REVISED_SUBJECT = "Late delivery complaint (revised in the app)"
 
 
 async def _tickets(cp: AsyncCallpilot) -> set[str]:
@@ -74,6 +77,9 @@ async def test_confirm_and_cancel_in_the_agent_app(
             # Confirm in the app wrote the ticket before the next request.
             after_confirm = await _tickets(cp)
             await call.send_text(CUSTOMER, SECOND_REQUEST)
+            await _read_until(browser.stdout, "STEP cancelled", "the cancellation", 45)
+            after_cancel = await _tickets(cp)
+            await call.send_text(CUSTOMER, THIRD_REQUEST)
             result = await _read_until(browser.stdout, "{", "the result", 45)
             assert await asyncio.wait_for(browser.wait(), 30) == 0
         finally:
@@ -84,7 +90,7 @@ async def test_confirm_and_cancel_in_the_agent_app(
             (artifacts / "agent-ui-tools.log").write_text(stderr)
         seen = json.loads("{" + result)
         (artifacts / "agent-ui-tools.json").write_text(json.dumps(seen, indent=2))
-        after_cancel = await _tickets(cp)
+        after_revise = (await cp.get_customer("C-1001")).tickets
         stored = await cp.get_call(call_id)
         await call.end()
         await asyncio.wait_for(drainer, 30)
@@ -115,6 +121,18 @@ async def test_confirm_and_cancel_in_the_agent_app(
     assert by_id[second_id].decision.kind == events_pb2.TOOL_DECISION_KIND_CANCEL
     assert seen["cancelled"]["outcomeText"] == "Cancelled by the agent"
     assert seen["cancelled"]["buttonsLeft"] == 0
+
+    # Revise: the card's form held the proposed arguments; the edited subject is the ticket written.
+    third_id = seen["revised"]["toolCallId"]
+    assert third_id not in (first_id, second_id)
+    assert seen["reviseFocused"] == "subject" and seen["proposedSubject"] != REVISED_SUBJECT
+    assert "Revise" in seen["revised"]["proposedText"]
+    assert by_id[third_id].status == events_pb2.TOOL_CALL_STATUS_SUCCEEDED
+    assert by_id[third_id].decision.kind == events_pb2.TOOL_DECISION_KIND_REVISE
+    assert by_id[third_id].decision.arguments["subject"] == REVISED_SUBJECT
+    assert REVISED_SUBJECT in {t.subject for t in after_revise if t.ticket_id not in after_cancel}
+    assert seen["revised"]["outcomeText"] == "Revised by the agent"
+    assert seen["revised"]["buttonsLeft"] == 0
 
     # The stream carried the same ids: proposed, then decided.
     statuses = [(e.tool_call.tool_call_id, e.tool_call.status) for e in events if e.HasField("tool_call")]

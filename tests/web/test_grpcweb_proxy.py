@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from callpilot.client import AsyncCallpilot
 from callpilot.gateway.app import create_app
 from callpilot.gateway.config import GatewaySettings
 from callpilot.gateway.grpcweb import ACTIVE
-from callpilot.gateway.grpcweb_wire import (
+from callpilot.gateway.grpcweb.wire import (
     decode_binary_header,
     decode_text_body,
     encode_frame,
@@ -165,6 +166,7 @@ async def test_stream_call_is_unimplemented_with_a_pointer(proxy: Proxy) -> None
 
 
 async def test_malformed_requests(proxy: Proxy) -> None:
+    """Client mistakes are INVALID_ARGUMENT (never INTERNAL) with a message a person can act on."""
     json_codec = await call(
         proxy, f"{DIRECTORY}/GetOrder", b"{}", headers={"Content-Type": "application/grpc-web+json"}
     )
@@ -179,20 +181,44 @@ async def test_malformed_requests(proxy: Proxy) -> None:
         proxy.url + f"{DIRECTORY}/GetOrder", data=b"\x00\x00\x00\x00\x09ab", headers=BINARY
     ) as r:
         reply = _parse_reply(r.status, {k.lower(): v for k, v in r.headers.items()}, await r.read(), False)
-    assert reply.status == 13 and "declares 9 bytes" in reply.trailers["grpc-message"]
+    assert reply.status == 3 and "declares 9 bytes" in reply.trailers["grpc-message"]
 
     two = encode_frame(_order("1")) + encode_frame(_order("2"))
     async with proxy.http.post(proxy.url + f"{DIRECTORY}/GetOrder", data=two, headers=BINARY) as r:
         reply = _parse_reply(r.status, {k.lower(): v for k, v in r.headers.items()}, await r.read(), False)
-    assert reply.status == 13 and "exactly one request message" in reply.trailers["grpc-message"]
+    assert reply.status == 3 and "exactly one request message" in reply.trailers["grpc-message"]
+
+    async with proxy.http.post(
+        proxy.url + f"{DIRECTORY}/GetOrder", data=b"AAAA", headers={**TEXT, "Accept": "*/*"}
+    ) as r:
+        reply = _parse_reply(r.status, {k.lower(): v for k, v in r.headers.items()}, await r.read(), True)
+    assert reply.status == 3 and "grpc-web" in reply.trailers["grpc-message"]  # truncated frame header
+
+    compressed = encode_frame(_order("1"), flag=0x01)
+    async with proxy.http.post(proxy.url + f"{DIRECTORY}/GetOrder", data=compressed, headers=BINARY) as r:
+        reply = _parse_reply(r.status, {k.lower(): v for k, v in r.headers.items()}, await r.read(), False)
+    assert reply.status == 12 and "uncompressed" in reply.trailers["grpc-message"]
 
     not_ascii = await call(proxy, f"{DIRECTORY}/GetOrder", _order("78901"), headers={"x-note": "naïve"})
-    assert not_ascii.status == 13 and "x-note-bin" in not_ascii.trailers["grpc-message"]
+    assert not_ascii.status == 3 and "x-note-bin" in not_ascii.trailers["grpc-message"]
 
     bad_timeout = await call(
         proxy, f"{DIRECTORY}/GetOrder", _order("78901"), headers={"grpc-timeout": "soon"}
     )
-    assert bad_timeout.status == 13 and "grpc-timeout" in bad_timeout.trailers["grpc-message"]
+    assert bad_timeout.status == 3 and "grpc-timeout" in bad_timeout.trailers["grpc-message"]
+
+
+async def test_undecodable_message_is_invalid_argument_in_the_contracts_terms(proxy: Proxy) -> None:
+    for body in (b"\xff\xff\xff\xff", b"\x0a\x05ab"):  # a bad tag; a string field cut short
+        reply = await call(proxy, f"{DIRECTORY}/GetOrder", body)
+        assert reply.status == 3 and reply.trailers_only, reply.trailers
+        message = urllib.parse.unquote(reply.trailers["grpc-message"])
+        assert "callpilot.v1.GetOrderRequest" in message and "decoding failed" in message
+        for internals in ("Error", "Exception", "Traceback", "_pb2", "DecodeError"):
+            assert internals not in message, message
+    # An empty body is a valid (all-default) request: the server answers for it.
+    empty = await call(proxy, f"{DIRECTORY}/GetOrder", b"")
+    assert empty.status == 3 and "order_number" in urllib.parse.unquote(empty.trailers["grpc-message"])
 
 
 async def test_cors(proxy: Proxy) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from callpilot.gateway.grpcweb_wire import (
+from callpilot.gateway.grpcweb.wire import (
     BINARY_CONTENT_TYPE,
     ContentType,
     WireError,

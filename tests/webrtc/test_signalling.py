@@ -115,6 +115,17 @@ def test_bad_requests_get_4xx_json_a_page_can_show(quick_gateway: GatewayProcess
             "INVALID_ARGUMENT",
         ),
         (offer({"call_id": call_id, "role": "agent", "type": "offer"}), 400, "REQUIRED"),
+        # An unknown call is 404 whatever the SDP (the call is looked up before the SDP is parsed).
+        (
+            offer({"call_id": "call-unknown", "role": "agent", "sdp": "garbage", "type": "offer"}),
+            404,
+            "CALL_NOT_FOUND",
+        ),
+        (
+            offer({"call_id": "call-unknown", "role": "agent", "sdp": "v=0", "type": "offer"}),
+            404,
+            "CALL_NOT_FOUND",
+        ),
         (
             offer({"call_id": call_id, "role": "agent", "sdp": "v=0", "type": "offer", "x": 1}),
             400,
@@ -124,6 +135,7 @@ def test_bad_requests_get_4xx_json_a_page_can_show(quick_gateway: GatewayProcess
     for (status, body), want_status, want_code in cases:
         assert status == want_status and body["error"]["code"] == want_code, body
         assert body["error"]["message"]
+        assert set(body) == {"error"}  # the same JSON error body for every status
     status, body = http_json(f"{base}/api/calls/call-unknown")
     assert status == 404 and body["error"]["code"] == "CALL_NOT_FOUND"
     status, body = http_json(f"{base}/api/calls/start", {"customer_hint": {"nickname": "Mo"}})

@@ -1,5 +1,6 @@
 import { CallList } from "./components/CallList";
 import { CallView } from "./components/CallView";
+import { NotFound } from "./components/NotFound";
 import { RecordView } from "./components/Records";
 import { linkHandler, useRoute } from "./router";
 
@@ -38,12 +39,11 @@ export function App() {
           </div>
         )}
         {route.name === "notFound" && (
-          <div class="panel">
-            <h1>Page not found</h1>
+          <NotFound title="Page not found">
             <p>
-              Nothing lives at <code>{route.path}</code>. <a href="/">Back to the calls.</a>
+              Nothing lives at <code class="mono">{route.path}</code>. The link may be old, or the address mistyped.
             </p>
-          </div>
+          </NotFound>
         )}
       </main>
     </>

@@ -90,6 +90,8 @@ export function endReasonLabel(reason: CallEndReason): string {
       return "stopped on bad input";
     case CallEndReason.SERVER_SHUTDOWN:
       return "the server shut down";
+    case CallEndReason.SERVER_RESTART:
+      return "the server restarted after a failure";
     case CallEndReason.INTERNAL_ERROR:
       return "stopped by an internal error";
     default:
@@ -244,4 +246,13 @@ export function jsonSummary(value: JsonValue | undefined): string {
     return `${value.length} item${value.length === 1 ? "" : "s"}`;
   }
   return recordLabel(value) ?? `${Object.keys(value).length} fields`;
+}
+
+/** 83_000 -> "1:23"; 3_723_000 -> "1:02:03". */
+export function formatOffset(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
 }

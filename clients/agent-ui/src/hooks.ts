@@ -19,6 +19,8 @@ export interface Connection {
   readonly error: string;
   /** The technical detail behind `error` (status code and message). */
   readonly detail: string;
+  /** The error's code ("NOT_FOUND", "UNAVAILABLE", ...); empty when there is none. */
+  readonly code: string;
   /** Consecutive reconnect attempts. */
   readonly attempts: number;
 }
@@ -39,6 +41,7 @@ export function useLiveCall(callId: string): LiveCall {
     state: "connecting",
     error: "",
     detail: "",
+    code: "",
     attempts: 0,
   });
   const [generation, setGeneration] = useState(0);
@@ -59,6 +62,7 @@ export function useLiveCall(callId: string): LiveCall {
           state,
           error: error === undefined ? "" : describeError(error),
           detail: error === undefined ? "" : error.message,
+          code: error === undefined ? "" : error.code,
           attempts,
         });
       },
@@ -70,15 +74,20 @@ export function useLiveCall(callId: string): LiveCall {
           if (stopped) {
             break;
           }
-          shown.current = { callId, lastSequence: event.sequence };
+          if (event.durable) {
+            // Only durable events are replayed, so only they say where to resume.
+            shown.current = { callId, lastSequence: event.sequence };
+          }
           setView((current) => applyEvent(current, event));
         }
       } catch (reason) {
         if (!stopped) {
+          const err = CallpilotError.from(reason);
           setConnection({
             state: "failed",
             error: describeError(reason),
-            detail: CallpilotError.from(reason).message,
+            detail: err.message,
+            code: err.code,
             attempts,
           });
         }

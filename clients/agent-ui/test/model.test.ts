@@ -9,15 +9,35 @@ import {
   SpeakerRole,
   create,
 } from "@callpilot/sdk";
-import { applyEvent, applyFeedback, initialState, suggestionsNewestFirst, transcript } from "../src/model";
+import {
+  applyEvent,
+  applyFeedback,
+  identity,
+  initialState,
+  suggestionsNewestFirst,
+  transcript,
+  visibleSuggestions,
+  visibleTools,
+} from "../src/model";
+import { callStatus } from "../src/status";
+import { followUpsFromSummary } from "../src/wrapup";
+import { formatOffset } from "../src/format";
 import { parseRoute } from "../src/router";
 import { policyTypeFromId, sourceHref, toolLabel } from "../src/format";
 import { typewriterStep } from "../src/typewriter";
 
 let seq = 0n;
+/**
+ * An event as the server numbers them: durable events get the next sequence;
+ * ephemeral ones (interims, deltas) carry the last durable sequence.
+ */
 function ev(payload: MessageInitShape<typeof CallEventSchema>["payload"]): CallEvent {
-  seq += 1n;
-  return create(CallEventSchema, { callId: "c1", sequence: seq, payload });
+  const ephemeral =
+    payload?.case === "suggestionDelta" || (payload?.case === "transcript" && payload.value.isFinal !== true);
+  if (!ephemeral) {
+    seq += 1n;
+  }
+  return create(CallEventSchema, { callId: "c1", sequence: seq, durable: !ephemeral, payload });
 }
 
 function fold(events: CallEvent[]) {
@@ -44,8 +64,24 @@ describe("transcript", () => {
     const late = ev({ case: "transcript", value: { segmentId: "a", role: SpeakerRole.CUSTOMER, text: "do", isFinal: false } });
     let s = fold([final, late]);
     s = applyEvent(s, final); // a duplicate (same sequence) changes nothing
-    expect(transcript(s)).toEqual([{ id: "a", role: SpeakerRole.CUSTOMER, text: "done", final: true }]);
-    expect(s.lastSequence).toBe(2n);
+    expect(transcript(s).map((x) => [x.id, x.text, x.final])).toEqual([["a", "done", true]]);
+    expect(s.lastSequence).toBe(1n);
+  });
+
+  it("applies ephemeral events that repeat the last durable sequence, keyed by segment id", () => {
+    seq = 0n;
+    const s = fold([
+      ev({ case: "callStarted", value: {} }),
+      ev({ case: "transcript", value: { segmentId: "a", role: SpeakerRole.CUSTOMER, text: "I", isFinal: false } }),
+      ev({ case: "transcript", value: { segmentId: "b", role: SpeakerRole.AGENT, text: "Hm", isFinal: false } }),
+      ev({ case: "transcript", value: { segmentId: "a", role: SpeakerRole.CUSTOMER, text: "I am", isFinal: false } }),
+    ]);
+    // Three ephemeral events with the same sequence (1): all shown, in order of first appearance.
+    expect(transcript(s).map((x) => [x.id, x.text])).toEqual([
+      ["a", "I am"],
+      ["b", "Hm"],
+    ]);
+    expect(s.lastSequence).toBe(1n);
   });
 });
 
@@ -131,5 +167,87 @@ describe("helpers", () => {
     expect(typewriterStep(0)).toBe(0);
     expect(typewriterStep(5)).toBe(1);
     expect(typewriterStep(240)).toBe(20);
+  });
+});
+
+describe("one identity, one state", () => {
+  const lookup = (id: string, customerId: string, name: string) =>
+    ev({
+      case: "toolCall",
+      value: {
+        toolCallId: id,
+        toolName: "lookup_customer",
+        status: 1,
+        arguments: { name },
+        result: { customer: { customer_id: customerId, name } },
+      },
+    });
+
+  it("names the customer from the first lookup, then from the context", () => {
+    seq = 0n;
+    let s = fold([ev({ case: "callStarted", value: { call: { callId: "c1", customerId: "" } } })]);
+    expect(identity(s)).toBeUndefined();
+    s = applyEvent(s, lookup("t1", "C-1001", "Maria Garcia"));
+    expect(identity(s)).toEqual({ customerId: "C-1001", name: "Maria Garcia", from: "lookup" });
+    s = applyEvent(s, ev({ case: "context", value: { customer: { customerId: "C-1001", name: "Maria Garcia" } } }));
+    expect(identity(s)?.from).toBe("context");
+  });
+
+  it("leaves identity-only suggestions and customer lookups out, and shows a repeated lookup once", () => {
+    seq = 0n;
+    const order = (id: string) =>
+      ev({
+        case: "toolCall",
+        value: { toolCallId: id, toolName: "get_order_details", status: 1, arguments: { order_number: "78901" } },
+      });
+    const s = fold([
+      lookup("t0", "C-1001", "Maria Garcia"),
+      order("t1"),
+      order("t2"),
+      ev({
+        case: "suggestionCompleted",
+        value: {
+          suggestionId: "who",
+          text: "The caller is Maria Garcia (C-1001).",
+          sources: [{ kind: SourceKind.CUSTOMER, id: "C-1001", title: "Maria Garcia" }],
+        },
+      }),
+      ev({
+        case: "suggestionCompleted",
+        value: {
+          suggestionId: "do",
+          text: "Offer a refund.",
+          sources: [
+            { kind: SourceKind.CUSTOMER, id: "C-1001", title: "Maria Garcia" },
+            { kind: SourceKind.ORDER, id: "78901", title: "Order 78901" },
+          ],
+        },
+      }),
+    ]);
+    expect(visibleSuggestions(s).map((x) => x.id)).toEqual(["do"]);
+    expect(visibleTools(s).map((x) => [x.tool.toolCallId, x.repeats])).toEqual([["t2", 2]]);
+  });
+
+  it("derives one call state from the view and the connection", () => {
+    seq = 0n;
+    const empty = initialState("c1");
+    expect(callStatus(empty, { state: "connecting", code: "" })).toBe("connecting");
+    expect(callStatus(empty, { state: "failed", code: "NOT_FOUND" })).toBe("not-found");
+    expect(callStatus(empty, { state: "failed", code: "UNAVAILABLE" })).toBe("disconnected");
+    const started = fold([ev({ case: "callStarted", value: { call: { callId: "c1", state: 1 } } })]);
+    expect(callStatus(started, { state: "live", code: "" })).toBe("live");
+    expect(callStatus(started, { state: "reconnecting", code: "" })).toBe("reconnecting");
+    const ended = applyEvent(started, ev({ case: "callEnded", value: { summary: "" } }));
+    expect(callStatus(ended, { state: "reconnecting", code: "" })).toBe("ended");
+  });
+
+  it("prefills follow-ups from the summary and formats offsets", () => {
+    expect(followUpsFromSummary("Customer: x.\nFollow-ups: I will email you. We will call you back.")).toEqual([
+      "I will email you.",
+      "We will call you back.",
+    ]);
+    expect(followUpsFromSummary("Follow-ups: none recorded.")).toEqual([]);
+    expect(formatOffset(83_000)).toBe("1:23");
+    expect(formatOffset(3_723_000)).toBe("1:02:03");
   });
 });

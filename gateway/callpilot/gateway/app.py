@@ -2,7 +2,9 @@
 
 Each feature (grpc-web proxy, WebRTC bridge, static pages and the agent app)
 lives in its own module and registers its routes through `setup(app)`, so
-the features evolve independently.
+the features evolve independently. The shared keys (`SETTINGS`, `CLIENT`)
+live in `keys`, which the features import instead of this module, so there
+is no import cycle (tests/gateway/test_import_cycles.py checks it).
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import logging
 
 from aiohttp import web
 from callpilot.client import AsyncCallpilot
+from callpilot.gateway import grpcweb, pages, webrtc
 from callpilot.gateway.config import GatewaySettings
+from callpilot.gateway.keys import CLIENT, SETTINGS
+
+__all__ = ["CLIENT", "SETTINGS", "create_app"]
 
 log = logging.getLogger("callpilot.gateway")
-
-SETTINGS = web.AppKey("settings", GatewaySettings)
-CLIENT = web.AppKey("client", AsyncCallpilot)
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -24,8 +27,6 @@ async def _health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
-    from callpilot.gateway import grpcweb, pages, webrtc
-
     app = web.Application(client_max_size=256 * 1024)
     app[SETTINGS] = settings
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -43,8 +44,14 @@ async def _serve(settings: GatewaySettings) -> int:
     try:
         await site.start()
     except OSError as exc:
+        # One line a person can act on (asyncio's own text repeats the address).
         await runner.cleanup()
-        print(f"callpilot: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(
+            f"callpilot: cannot listen on {settings.host}:{settings.port}: {reason} "
+            "(another program or another callpilot gateway holds it; set CALLPILOT_GATEWAY_PORT or --port)",
+            file=sys.stderr,
+        )
         return 1
     # With --port 0 the system picks the port: report the one actually bound.
     sockets = getattr(site._server, "sockets", None) or ()  # aiohttp keeps the asyncio server here

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
-from callpilot.gateway.app import SETTINGS
+from callpilot.gateway.keys import SETTINGS
 
 # Paths the agent app routes itself (see clients/agent-ui/src/router.ts).
 APP_ROUTES = (

@@ -1,8 +1,8 @@
 """The Callpilot gRPC server process: wiring, start-up and graceful drain.
 
-Start-up order matters: configuration and providers are validated and the
-model is loaded before the port opens, so a listening server is a working
-one. On SIGTERM/SIGINT health turns NOT_SERVING, new calls are refused with
+Start-up order matters: configuration and providers are validated, the
+model is loaded and calls left ACTIVE by a dead process are ended before
+the port opens, so a listening server is a working one. On SIGTERM/SIGINT health turns NOT_SERVING, new calls are refused with
 UNAVAILABLE, live calls flush their finals into the store, and the process
 exits within the grace period.
 """
@@ -23,7 +23,7 @@ from callpilot.server.assist.tools import ToolBox
 from callpilot.server.bus import InProcessBus
 from callpilot.server.config import Settings
 from callpilot.server.manager import SessionManager
-from callpilot.server.providers import build_assistant, build_stt, build_stt_fallback
+from callpilot.server.providers import build_assistant, build_stt
 from callpilot.server.session import SessionDeps
 from callpilot.server.store import Store
 from callpilot.v1 import (
@@ -58,6 +58,9 @@ SERVER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_ping_strikes", 2),
+    # grpc turns SO_REUSEPORT on by default, so a second server on a taken
+    # port would start silently and share its connections: refuse instead.
+    ("grpc.so_reuseport", 0),
 ]
 
 CALL_CREATING_METHODS = frozenset(
@@ -118,11 +121,8 @@ class CallpilotServer:
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        stt = build_stt(s)
+        stt = build_stt(s)  # a cloud engine comes wrapped with its fallback (warmed up together)
         await stt.warm_up()
-        stt_fallback = build_stt_fallback(s)
-        if stt_fallback is not None:
-            await stt_fallback.warm_up()
         store = await Store.open(s.effective_database_url, seed_demo=s.seed_demo, tenant_id=s.tenant_id)
         self._store = store
         toolbox = ToolBox(store)
@@ -134,10 +134,14 @@ class CallpilotServer:
             stt=stt,
             assistant=assistant,
             directory=store,
-            stt_fallback=stt_fallback,
             toolbox=toolbox,
         )
         self._manager = SessionManager(self._deps, tenant_id=s.tenant_id, max_calls=s.max_calls)
+        # Before the port opens: calls a dead process left ACTIVE are ended
+        # (SERVER_RESTART), so watchers and GetCall see final records.
+        recovered = await self._manager.recover()
+        if recovered:
+            log.warning("ended %d call(s) left active by a previous process", recovered)
 
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[self._drain])
         assist_service_pb2_grpc.add_AssistServiceServicer_to_server(
@@ -152,9 +156,15 @@ class CallpilotServer:
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(services, server)
-        self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        try:
+            self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        except RuntimeError:  # grpc's "Failed to bind": the port is taken or the address is not ours
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"could not listen on {s.host}:{s.port}")
+            raise OSError(
+                f"cannot listen on {s.host}:{s.port}: the port is in use or the address is not available "
+                "(set CALLPILOT_PORT or --port)"
+            )
         await server.start()
         self._server = server
         for name in ("", *services[:2]):
@@ -196,9 +206,6 @@ class CallpilotServer:
                 await self._deps.assistant.aclose()
             with contextlib.suppress(Exception):
                 await self._deps.stt.aclose()
-            if self._deps.stt_fallback is not None:
-                with contextlib.suppress(Exception):
-                    await self._deps.stt_fallback.aclose()
         if self._store is not None:
             await self._store.close()
         self._stopped.set()

@@ -8,27 +8,46 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import socket
 import sys
+from typing import TYPE_CHECKING
 
 from callpilot.server import logs
 from callpilot.server.config import Settings
 from callpilot.server.errors import ConfigError
+from callpilot.server.providers.registry import assistant_provider, stt_provider
+
+if TYPE_CHECKING:
+    from callpilot.server.store.importer import DataImportError
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
-        name: getattr(args, name, None) for name in ("host", "port", "database_url", "stt", "assistant")
-    }
-    return Settings.from_env(**overrides)
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """The settings (environment, then the command's options); None after printing why not.
+
+    Provider names given as options are checked against the provider
+    registry (the one list of names), so the error names the option.
+    """
+    try:
+        if getattr(args, "stt", None):
+            stt_provider(args.stt, setting="--stt")
+        if getattr(args, "assistant", None):
+            assistant_provider(args.assistant, setting="--assistant")
+        overrides = {
+            name: getattr(args, name, None) for name in ("host", "port", "database_url", "stt", "assistant")
+        }
+        return Settings.from_env(**overrides)
+    except ConfigError as exc:
+        print(f"callpilot: {exc}", file=sys.stderr)
+        return None
 
 
 def serve(args: argparse.Namespace) -> int:
-    try:
-        settings = _settings(args)
-    except ConfigError as exc:
-        print(f"callpilot: {exc}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
+    if (taken := _port_problem(settings.host, settings.port)) is not None:
+        print(f"callpilot: {taken}", file=sys.stderr)
+        return 1
     logs.configure(settings.log_level, settings.log_json)
     from callpilot.server.app import run
 
@@ -43,26 +62,62 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def db_import(args: argparse.Namespace) -> int:
+def _port_problem(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on, or None; checked before the model loads.
+
+    A plain bind (SO_REUSEADDR, as gRPC, but not SO_REUSEPORT) fails on a port
+    another program or another `callpilot serve` holds, so a person gets one
+    line at once instead of a gRPC core log and a traceback after the model
+    has loaded. The server's own bind still reports the rare race (app.py).
+    """
+    if port == 0:
+        return None
     try:
-        settings = _settings(args)
-    except ConfigError as exc:
-        print(f"callpilot: {exc}", file=sys.stderr)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return (
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                "(another program or another callpilot serve holds it; set CALLPILOT_PORT or --port)"
+            )
+    return None
+
+
+def db_import(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
         return 2
     try:
         text = args.file.read_text(encoding="utf-8")
     except OSError as exc:
         print(f"callpilot: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
+    from callpilot.server.store.importer import DataImportError, parse_json
+
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        print(
-            f"callpilot: {args.file} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}",
-            file=sys.stderr,
-        )
-        return 2
+        doc = parse_json(text)  # rejects deep nesting and repeated keys, which json.loads lets through
+    except DataImportError as exc:
+        return _rejected(str(args.file), exc)
     return asyncio.run(_import(settings, doc, str(args.file)))
+
+
+def _rejected(name: str, exc: DataImportError) -> int:
+    """Name every problem, one per line: a person fixes the whole file in one pass."""
+    count = len(exc.violations)
+    print(
+        f"callpilot: {name} was not imported (nothing was changed): "
+        f"{count} problem{'s' if count != 1 else ''}:",
+        file=sys.stderr,
+    )
+    for line in exc.lines():
+        print(f"  {line}", file=sys.stderr)
+    return 2
 
 
 async def _import(settings: Settings, doc: object, name: str) -> int:
@@ -73,8 +128,7 @@ async def _import(settings: Settings, doc: object, name: str) -> int:
     try:
         report = await store.import_data(doc)
     except DataImportError as exc:
-        print(f"callpilot: {name} was not imported (nothing was changed): {exc}", file=sys.stderr)
-        return 2
+        return _rejected(name, exc)
     finally:
         await store.close()
     print(f"imported {report}")

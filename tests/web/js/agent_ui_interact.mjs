@@ -76,6 +76,7 @@ try {
     el.scrollTop = 0;
   });
   await page.locator(".jump-latest").waitFor();
+  out.jumpText = await page.locator(".jump-latest").innerText();
   const count = await lines.count();
   step("scrolled-up");
   await page.waitForFunction((n) => document.querySelectorAll("li.line").length >= n, count + 2);
@@ -92,12 +93,14 @@ try {
   await page.getByRole("button", { name: "End call" }).click();
   await page.locator('[data-call-state="ended"]').waitFor();
   await page.locator('[data-connection="ended"]').waitFor();
-  out.endedText = await page.locator(".ended.banner").innerText();
+  await page.locator('[data-wrapup="open"]').waitFor();
+  out.endedText = await page.locator(".wrapup-reason").innerText();
 
-  // A call that does not exist: the error in words, no retry loop.
+  // A call that does not exist: the not-found page, no live badge, no retry loop.
   await page.goto(`${gateway}/calls/no-such-call`);
-  await page.locator('[data-connection="failed"]').waitFor();
-  out.failedText = await page.locator(".connection").innerText();
+  await page.locator("[data-not-found]").waitFor();
+  out.failedText = await page.locator("[data-not-found]").innerText();
+  out.badgesOnUnknown = await page.locator("[data-call-state]").count();
   out.errors = errors;
   console.log(JSON.stringify(out));
 } finally {

@@ -6,18 +6,25 @@
 //   STEP confirmed {"toolCallId", "ticketId", ...}   the first proposal was confirmed in the app,
 //                                                    its outcome is on the card and the customer
 //                                                    card lists the ticket: send the next request
-// then one JSON line with what it saw.
+//   STEP cancelled                                   the second was cancelled: send the third
+// then one JSON line with what it saw (the third is revised: its subject
+// edited in the card's Revise form, typed from the keyboard).
 import { join } from "node:path";
 import { deadline, launch, watchErrors } from "./browser.mjs";
 
-deadline(60_000, "agent_ui_tools");
+deadline(90_000, "agent_ui_tools");
 const [gateway, callId, artifacts] = process.argv.slice(2);
 const out = {};
 
 const card = (page, id) => page.locator(`article.tool-card[data-tool-call-id="${id}"]`);
 
-/** Wait for a pending create_ticket card not seen before; decide it with `button`; wait for `outcome`. */
-async function decide(page, seen, button, outcome) {
+const REVISED_SUBJECT = "Late delivery complaint (revised in the app)";
+
+/**
+ * Wait for a pending create_ticket card not seen before; decide it with
+ * `button` (then `then(card)` when given); wait for `outcome`.
+ */
+async function decide(page, seen, button, outcome, then) {
   const pending = page.locator('article.tool-card[data-tool-name="create_ticket"][data-tool-status="needs you"]');
   await page.waitForFunction(
     (seenIds) =>
@@ -32,6 +39,9 @@ async function decide(page, seen, button, outcome) {
   const target = card(page, id);
   const proposedText = await target.innerText();
   await target.getByRole("button", { name: button, exact: true }).click();
+  if (then !== undefined) {
+    await then(target);
+  }
   await page.locator(`article.tool-card[data-tool-call-id="${id}"][data-tool-status="${outcome}"]`).waitFor();
   return {
     toolCallId: id,
@@ -62,6 +72,17 @@ try {
   out.cancelled = await decide(page, [out.confirmed.toolCallId], "Cancel", "cancelled");
   // The confirmed card still shows its outcome.
   out.confirmedStatusAfter = await card(page, out.confirmed.toolCallId).getAttribute("data-tool-status");
+  console.log("STEP cancelled");
+
+  // Revise: the arguments become fields; the edited subject is what runs.
+  out.revised = await decide(page, [out.confirmed.toolCallId, out.cancelled.toolCallId], "Revise", "ok", async (target) => {
+    const subject = target.locator('input[data-argument="subject"]');
+    await subject.waitFor();
+    out.reviseFocused = await page.evaluate(() => document.activeElement?.dataset?.argument ?? "");
+    out.proposedSubject = await subject.inputValue();
+    await subject.fill(REVISED_SUBJECT);
+    await page.keyboard.press("Enter");
+  });
   await page.waitForTimeout(200); // let the last events settle for the picture
   await page.screenshot({ path: join(artifacts, "agent-ui-tools.png") });
   out.errors = errors;

@@ -1,33 +1,42 @@
 import { useEffect, useState } from "preact/hooks";
-import { CallState, type Source, ToolCallStatus, describeError } from "@callpilot/sdk";
+import { type Source, ToolCallStatus, describeError } from "@callpilot/sdk";
 import { client } from "../api";
-import { endReasonLabel, formatDateTime } from "../format";
+import { formatDateTime } from "../format";
 import { useLiveCall } from "../hooks";
-import { suggestionsNewestFirst, transcript } from "../model";
+import { identity, segmentOffsetMs, transcript, visibleSuggestions, visibleTools } from "../model";
 import { linkHandler } from "../router";
-import { ConnectionBadge } from "./Connection";
+import { callStatus } from "../status";
+import { OutageBanner, StatusBadge } from "./Connection";
 import { CustomerCard } from "./CustomerCard";
 import { Insights } from "./Insights";
+import { NotFound } from "./NotFound";
 import { RecordDialog } from "./Records";
 import { Suggestions } from "./Suggestions";
 import { ToolResults } from "./ToolResults";
 import { Transcript } from "./Transcript";
+import { WrapUpPanel } from "./WrapUp";
 
-/** One call, live: transcript, suggestions, customer, lookups and insights. */
+/**
+ * One call: transcript, suggestions, customer, lookups and insights while it
+ * is live; the wrap-up panel once it ended. Its state on screen is one value
+ * (see status.ts), and who the customer is comes from one place (model.identity).
+ */
 export function CallView({ callId }: { callId: string }) {
   const { view, connection, setFeedback, setTool, retry } = useLiveCall(callId);
   const [openSource, setOpenSource] = useState<Source | undefined>(undefined);
   const [endError, setEndError] = useState("");
-  const live = view.ended === undefined && view.call?.state !== CallState.ENDED;
-  const customer = view.context?.customer;
+  const status = callStatus(view, connection);
+  const live = status !== "ended";
+  const who = identity(view);
+  const name = who?.name ?? "";
   // Tickets the agent confirmed on this call: the customer card reloads to show them.
   const ticketsCreated = view.tools.filter(
     (t) => t.toolName === "create_ticket" && t.status === ToolCallStatus.SUCCEEDED,
   ).length;
 
   useEffect(() => {
-    document.title = `${customer?.name ?? callId} · Callpilot`;
-  }, [customer?.name, callId]);
+    document.title = status === "not-found" ? "Call not found · Callpilot" : `${name || "Call"} · Callpilot`;
+  }, [name, status]);
 
   useEffect(() => {
     // "/" jumps to the customer search, as in most web apps.
@@ -43,6 +52,17 @@ export function CallView({ callId }: { callId: string }) {
     return () => window.removeEventListener("keydown", onKey);
   }, []);
 
+  if (status === "not-found") {
+    return (
+      <NotFound title="Call not found">
+        <p>
+          There is no call with the id <code class="mono">{callId}</code>. Check the id, or pick the call from the
+          list.
+        </p>
+      </NotFound>
+    );
+  }
+
   const endCall = async (): Promise<void> => {
     setEndError("");
     try {
@@ -52,29 +72,28 @@ export function CallView({ callId }: { callId: string }) {
     }
   };
 
+  const lines = transcript(view).map((segment) => ({ segment, offsetMs: segmentOffsetMs(view, segment) }));
   return (
-    <div class="call-view">
+    <div class={`call-view call-${status}`} data-status={status}>
       <div class="call-header">
         <a class="back" href="/" onClick={linkHandler("/")}>
           ← Calls
         </a>
         <div class="call-title">
-          <h1>{customer?.name ?? "Call"}</h1>
-          <span class="muted small mono">{callId}</span>
+          <h1 data-identity={who?.from ?? ""}>{name || (who !== undefined ? who.customerId : "Unidentified caller")}</h1>
+          <StatusBadge status={status} connection={connection} />
           {view.call?.createTime !== undefined && (
             <span class="muted small">started {formatDateTime(view.call.createTime)}</span>
           )}
-          <span class={`badge ${live ? "badge-live" : "badge-ended"}`} data-call-state={live ? "live" : "ended"}>
-            {live ? "Live" : "Ended"}
-          </span>
+          <span class="muted small mono call-id">{callId}</span>
         </div>
-        <ConnectionBadge connection={connection} onRetry={retry} />
-        {live && view.call !== undefined && (
-          <button type="button" class="btn btn-small" onClick={() => void endCall()}>
+        {status === "live" && (
+          <button type="button" class="btn btn-small btn-end" onClick={() => void endCall()}>
             End call
           </button>
         )}
       </div>
+      <OutageBanner status={status} connection={connection} onRetry={retry} />
       {endError !== "" && (
         <p class="error banner" role="alert">
           {endError}
@@ -85,31 +104,18 @@ export function CallView({ callId }: { callId: string }) {
           {n.text}
         </p>
       ))}
-      {view.ended !== undefined && (
-        <div class="ended banner" role="status">
-          <p>
-            <strong>Call ended</strong> — {endReasonLabel(view.ended.reason)}
-            {view.ended.detail !== "" ? ` (${view.ended.detail})` : ""}.
-          </p>
-          {view.ended.summary !== "" && (
-            <details class="summary">
-              <summary>Summary</summary>
-              <p>{view.ended.summary}</p>
-            </details>
-          )}
-        </div>
-      )}
       <Insights context={view.context} />
-      <div class="call-grid">
-        <Transcript segments={transcript(view)} live={live} />
+      <div class={`call-grid${view.ended !== undefined ? " call-grid-ended" : ""}`}>
+        <Transcript lines={lines} live={live} />
+        {view.ended !== undefined && <WrapUpPanel callId={callId} ended={view.ended} />}
         <Suggestions
           callId={callId}
-          suggestions={suggestionsNewestFirst(view)}
+          suggestions={visibleSuggestions(view)}
           onFeedback={setFeedback}
           onOpenSource={setOpenSource}
         />
-        <ToolResults callId={callId} tools={view.tools} live={live} onDecided={setTool} />
-        <CustomerCard identified={customer} refresh={ticketsCreated} />
+        <ToolResults callId={callId} tools={visibleTools(view)} live={live} onDecided={setTool} />
+        <CustomerCard identified={who} refresh={ticketsCreated} />
       </div>
       {openSource !== undefined && <RecordDialog source={openSource} onClose={() => setOpenSource(undefined)} />}
     </div>

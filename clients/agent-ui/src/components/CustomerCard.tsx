@@ -3,25 +3,31 @@ import { type Customer, type GetCustomerResponse, describeError } from "@callpil
 import { client } from "../api";
 import { formatDate, formatMoney } from "../format";
 import { useLoad } from "../hooks";
+import type { Identity } from "../model";
 import { linkHandler } from "../router";
 
 /**
  * Who the customer is: filled when the call identifies them, or by a manual
  * search (SearchCustomers) when it has not (or identified the wrong person).
  */
-export function CustomerCard({ identified, refresh = 0 }: { identified: Customer | undefined; refresh?: number }) {
+export function CustomerCard({ identified, refresh = 0 }: { identified: Identity | undefined; refresh?: number }) {
   const [manualId, setManualId] = useState("");
   const customerId = manualId !== "" ? manualId : (identified?.customerId ?? "");
   // `refresh` changes when the call changed the customer's records (a ticket was created).
   const details = useLoad(customerId, (id) => client.getCustomer(id), refresh);
 
   return (
-    <section class="panel customer-panel" aria-labelledby="customer-title">
+    <section class="panel customer-panel" aria-labelledby="customer-title" tabIndex={0}>
       <h2 id="customer-title" class="panel-title">
         Customer
       </h2>
       {customerId === "" && <p class="empty">Not identified yet. Search below to look the customer up.</p>}
-      {details.status === "loading" && <p class="muted">Loading the customer…</p>}
+      {details.status === "loading" && (
+        <div class="customer-loading" aria-busy="true">
+          <div class="customer-name">{manualId === "" && identified?.name ? identified.name : "Loading the customer…"}</div>
+          <div class="muted small">{customerId} · loading the record…</div>
+        </div>
+      )}
       {details.status === "error" && (
         <p class="error" role="alert">
           {details.error}

@@ -12,15 +12,29 @@ export interface SuggestionsProps {
   onOpenSource: (source: Source) => void;
 }
 
-/** Suggestions newest first; superseded ones collapsed underneath. */
+/**
+ * Suggestions newest first; superseded ones collapsed underneath. A polite
+ * live region announces each new completed suggestion once (the typed-out
+ * card itself is not a live region, so screen readers do not read every delta).
+ */
 export function Suggestions({ callId, suggestions, onFeedback, onOpenSource }: SuggestionsProps) {
   const current = suggestions.filter((s) => s.supersededBy === "");
   const superseded = suggestions.filter((s) => s.supersededBy !== "");
+  const newest = current.find((s) => !s.streaming);
   return (
-    <section class="panel suggestions-panel" aria-labelledby="suggestions-title">
+    <section class="panel suggestions-panel" aria-labelledby="suggestions-title" tabIndex={0}>
       <h2 id="suggestions-title" class="panel-title">
         Suggestions
       </h2>
+      <div
+        class="visually-hidden suggestion-announcer"
+        role="status"
+        aria-live="polite"
+        aria-atomic="true"
+        data-announced={newest?.id ?? ""}
+      >
+        {newest !== undefined ? `New suggestion: ${newest.text}` : ""}
+      </div>
       {suggestions.length === 0 && <p class="empty">Suggestions appear here as the customer explains.</p>}
       {current.map((s) => (
         <SuggestionCard key={s.id} callId={callId} suggestion={s} onFeedback={onFeedback} onOpenSource={onOpenSource} />

@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import {
   type JsonObject,
   type JsonValue,
@@ -21,20 +21,20 @@ export function ToolResults({
   onDecided,
 }: {
   callId: string;
-  tools: readonly ToolCall[];
+  tools: readonly { tool: ToolCall; repeats: number }[];
   live: boolean;
   onDecided: (tool: ToolCall) => void;
 }) {
   const newest = [...tools].reverse();
   return (
-    <section class="panel tools-panel" aria-labelledby="tools-title">
+    <section class="panel tools-panel" aria-labelledby="tools-title" tabIndex={0}>
       <h2 id="tools-title" class="panel-title">
         Lookups
       </h2>
       {newest.length === 0 && <p class="empty">The assistant's lookups (orders, policies, articles) show here.</p>}
       <div class="tool-cards">
-        {newest.map((t) => (
-          <ToolCard key={t.toolCallId} callId={callId} tool={t} live={live} onDecided={onDecided} />
+        {newest.map(({ tool, repeats }) => (
+          <ToolCard key={tool.toolCallId} callId={callId} tool={tool} repeats={repeats} live={live} onDecided={onDecided} />
         ))}
       </div>
     </section>
@@ -117,15 +117,18 @@ function outcome(tool: ToolCall): string {
 function ToolCard({
   callId,
   tool,
+  repeats,
   live,
   onDecided,
 }: {
   callId: string;
   tool: ToolCall;
+  repeats: number;
   live: boolean;
   onDecided: (tool: ToolCall) => void;
 }) {
   const [busy, setBusy] = useState(false);
+  const [revising, setRevising] = useState(false);
   const [error, setError] = useState("");
   const failed = tool.status === ToolCallStatus.FAILED;
   const pending = tool.status === ToolCallStatus.PENDING_CONFIRMATION;
@@ -136,12 +139,19 @@ function ToolCard({
   const excerpt = pending ? "" : resultExcerpt(tool.result);
   const decided = outcome(tool);
 
-  const decide = async (kind: ToolDecisionKind): Promise<void> => {
+  const decide = async (kind: ToolDecisionKind, revised?: JsonObject, comment?: string): Promise<void> => {
     setBusy(true);
     setError("");
     try {
       // The decided call is shown at once; the event stream brings the same call again.
-      onDecided(await client.decideTool(callId, { toolCallId: tool.toolCallId, kind }));
+      const decision = {
+        toolCallId: tool.toolCallId,
+        kind,
+        ...(revised !== undefined ? { arguments: revised } : {}),
+        ...(comment !== undefined && comment !== "" ? { comment } : {}),
+      };
+      onDecided(await client.decideTool(callId, decision));
+      setRevising(false);
     } catch (reason) {
       setError(describeError(reason));
     } finally {
@@ -158,6 +168,11 @@ function ToolCard({
     >
       <header class="tool-head">
         <span class="tool-name">{toolLabel(tool.toolName)}</span>
+        {repeats > 1 && (
+          <span class="badge repeats" title={`Looked up ${repeats} times with the same answer`}>
+            ×{repeats}
+          </span>
+        )}
         {status.label !== "" && <span class={`badge ${status.badge}`}>{status.label}</span>}
         <span class="muted small">{formatDuration(tool.duration)}</span>
       </header>
@@ -177,16 +192,27 @@ function ToolCard({
           {decided}
         </p>
       )}
-      {pending && live && (
+      {pending && live && !revising && (
         <div class="tool-actions">
           <span class="small">The assistant proposes this action. Run it?</span>
           <button type="button" class="btn btn-primary btn-small" disabled={busy} onClick={() => void decide(ToolDecisionKind.CONFIRM)}>
             Confirm
           </button>
+          <button type="button" class="btn btn-small" disabled={busy} onClick={() => setRevising(true)}>
+            Revise
+          </button>
           <button type="button" class="btn btn-small" disabled={busy} onClick={() => void decide(ToolDecisionKind.CANCEL)}>
             Cancel
           </button>
         </div>
+      )}
+      {pending && live && revising && (
+        <ReviseForm
+          tool={tool}
+          busy={busy}
+          onSubmit={(revised, comment) => void decide(ToolDecisionKind.REVISE, revised, comment)}
+          onBack={() => setRevising(false)}
+        />
       )}
       {error !== "" && (
         <p class="error" role="alert">
@@ -194,5 +220,105 @@ function ToolCard({
         </p>
       )}
     </article>
+  );
+}
+
+/**
+ * Edit a proposed action's arguments before it runs (REVISE). Scalar
+ * arguments get a field each and keep their JSON type; others are left as proposed.
+ */
+function ReviseForm({
+  tool,
+  busy,
+  onSubmit,
+  onBack,
+}: {
+  tool: ToolCall;
+  busy: boolean;
+  onSubmit: (revised: JsonObject, comment: string) => void;
+  onBack: () => void;
+}) {
+  const proposed: JsonObject = tool.arguments ?? {};
+  // Ids (customer_id, ...) come last: the words are what an agent usually corrects.
+  const editable = Object.entries(proposed)
+    .filter(([, v]) => typeof v === "string" || typeof v === "number" || typeof v === "boolean")
+    .sort((a, b) => Number(a[0].endsWith("_id")) - Number(b[0].endsWith("_id")));
+  const [values, setValues] = useState<Record<string, string>>(() =>
+    Object.fromEntries(editable.map(([k, v]) => [k, String(v)])),
+  );
+  const [comment, setComment] = useState("");
+  const [problem, setProblem] = useState("");
+  const first = useRef<HTMLInputElement>(null);
+  useEffect(() => first.current?.focus(), []);
+  const idFor = (key: string): string => `revise-${tool.toolCallId}-${key}`;
+
+  const submit = (event: Event): void => {
+    event.preventDefault();
+    const revised: JsonObject = { ...proposed };
+    for (const [key, original] of editable) {
+      const text = (values[key] ?? "").trim();
+      if (typeof original === "number") {
+        const n = Number(text);
+        if (text === "" || !Number.isFinite(n)) {
+          setProblem(`${humanKey(key)} must be a number.`);
+          return;
+        }
+        revised[key] = n;
+      } else if (typeof original === "boolean") {
+        revised[key] = text === "true";
+      } else {
+        if (text === "" && original !== "") {
+          setProblem(`${humanKey(key)} cannot be empty.`);
+          return;
+        }
+        revised[key] = text;
+      }
+    }
+    setProblem("");
+    onSubmit(revised, comment.trim());
+  };
+
+  return (
+    <form class="revise-form" onSubmit={submit} aria-label={`Revise ${toolLabel(tool.toolName)}`}>
+      {editable.map(([key], i) => (
+        <div class="revise-field" key={key}>
+          <label class="field-label" for={idFor(key)}>
+            {humanKey(key)}
+          </label>
+          <input
+            id={idFor(key)}
+            ref={i === 0 ? first : undefined}
+            class="field"
+            data-argument={key}
+            value={values[key] ?? ""}
+            onInput={(e) => setValues({ ...values, [key]: (e.target as HTMLInputElement).value })}
+          />
+        </div>
+      ))}
+      <div class="revise-field">
+        <label class="field-label" for={idFor("__comment")}>
+          Note (optional)
+        </label>
+        <input
+          id={idFor("__comment")}
+          class="field"
+          value={comment}
+          onInput={(e) => setComment((e.target as HTMLInputElement).value)}
+        />
+      </div>
+      {problem !== "" && (
+        <p class="error" role="alert">
+          {problem}
+        </p>
+      )}
+      <div class="tool-actions">
+        <button type="submit" class="btn btn-primary btn-small" disabled={busy}>
+          Run with these changes
+        </button>
+        <button type="button" class="btn btn-small" disabled={busy} onClick={onBack}>
+          Back
+        </button>
+      </div>
+    </form>
   );
 }

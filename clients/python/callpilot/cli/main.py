@@ -58,13 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 50051)")
     serve.add_argument("--database-url", help="SQLAlchemy async URL (default: a SQLite file in the data dir)")
+    # The server checks provider names against its registry (the one list of them).
     serve.add_argument(
-        "--stt", choices=["whisper", "null", "deepgram", "openai"], help="speech-to-text engine"
+        "--stt", metavar="NAME", help="speech-to-text engine (an unknown name lists the valid ones)"
     )
-    serve.add_argument("--assistant", choices=["local", "openai"], help="assistant engine")
+    serve.add_argument(
+        "--assistant", metavar="NAME", help="assistant engine (an unknown name lists the valid ones)"
+    )
 
     call = sub.add_parser("call", help="stream a WAV file as a call and print its events live")
-    call.add_argument("file", type=Path)
+    call.add_argument("file", type=Path, help="a WAV file: 16-bit PCM, μ-law or A-law (G.711), 8-48 kHz")
     call.add_argument(
         "--server", default=_server_default(), help="host:port (default $CALLPILOT_SERVER or 127.0.0.1:50051)"
     )
@@ -114,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     gateway = sub.add_parser("gateway", help="run the HTTP gateway (WebRTC, grpc-web, agent app)")
     gateway.add_argument("--host")
     gateway.add_argument("--port", type=int)
-    gateway.add_argument("--server", help="gRPC target of the Callpilot server (default $CALLPILOT_SERVER or 127.0.0.1:50051)")
+    gateway.add_argument(
+        "--server", help="gRPC target of the Callpilot server (default $CALLPILOT_SERVER or 127.0.0.1:50051)"
+    )
     gateway.add_argument(
         "--ice-loopback",
         action="store_true",

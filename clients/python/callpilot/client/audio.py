@@ -1,4 +1,4 @@
-"""Audio sources for `stream_call`: WAV files, raw PCM, and async iterators.
+"""Audio sources for `stream_call`: WAV files (PCM, μ-law, A-law), raw audio, and async iterators.
 
 Each source knows its own format (so the call config is filled in for you)
 and yields chunks either paced in real time, as a phone line would deliver
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import wave
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
+from callpilot.client.wav import WavError, read_info
 from callpilot.v1 import call_pb2, common_pb2
 
 DEFAULT_CHUNK_MS = 20
@@ -100,8 +100,11 @@ class RawAudio(AudioSource):
 
 
 class WavFile(AudioSource):
-    """A 16-bit PCM WAV file of any rate, mono or stereo.
+    """A WAV file of any rate, mono or stereo: 16-bit PCM, or G.711 μ-law / A-law.
 
+    G.711 files (format tags 7 and 6, or WAVE_FORMAT_EXTENSIBLE with those
+    sub-formats: what contact centers record) are streamed as they are, as
+    AUDIO_ENCODING_MULAW / ALAW at their own rate; the server decodes them.
     For stereo, pass `channel_roles` (e.g. agent, customer) to say who is on
     which channel; mono audio is attributed to `mono_role`.
     """
@@ -120,23 +123,24 @@ class WavFile(AudioSource):
     ) -> None:
         self.path = Path(path)
         try:
-            with wave.open(str(self.path), "rb") as wav:
-                rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
+            info = read_info(self.path)
         except FileNotFoundError:
             raise AudioSourceError(f"{self.path}: no such file") from None
-        except (wave.Error, EOFError) as exc:
-            raise AudioSourceError(f"{self.path}: not a PCM WAV file ({exc})") from None
-        if width != 2:
+        except IsADirectoryError:
+            raise AudioSourceError(f"{self.path}: is a directory, not a WAV file") from None
+        except WavError as exc:
             raise AudioSourceError(
-                f"{self.path}: {8 * width}-bit samples; convert to 16-bit PCM (sox in.wav -b 16 out.wav)"
-            )
+                f"{self.path}: not a PCM WAV file, nor a μ-law or A-law one ({exc})"
+            ) from None
+        except OSError as exc:
+            raise AudioSourceError(f"{self.path}: cannot read it ({exc.strerror})") from None
+        rate, channels = info.sample_rate, info.channels
         if channels not in (1, 2):
             raise AudioSourceError(f"{self.path}: {channels} channels; only mono or stereo is supported")
         if not 8000 <= rate <= 48000:
             raise AudioSourceError(f"{self.path}: {rate} Hz; the sample rate must be 8000 to 48000 Hz")
-        config = call_pb2.AudioConfig(
-            encoding=common_pb2.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=rate, channel_count=channels
-        )
+        self.info = info
+        config = call_pb2.AudioConfig(encoding=info.encoding, sample_rate_hertz=rate, channel_count=channels)
         if channels == 2:
             config.channel_roles.extend(channel_roles)
         else:
@@ -145,8 +149,9 @@ class WavFile(AudioSource):
 
     async def _raw(self) -> AsyncIterator[bytes]:
         def read() -> bytes:
-            with wave.open(str(self.path), "rb") as wav:
-                return wav.readframes(wav.getnframes())
+            with self.path.open("rb") as f:
+                f.seek(self.info.data_offset)
+                return f.read(self.info.data_length)
 
         yield await asyncio.to_thread(read)
 

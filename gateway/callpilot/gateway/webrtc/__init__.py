@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from callpilot.gateway.app import CLIENT, SETTINGS
+from callpilot.gateway.keys import CLIENT, SETTINGS
 
 
 def setup(app: web.Application) -> None:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 from callpilot.client import CallpilotError
-from callpilot.gateway.app import CLIENT, SETTINGS
+from callpilot.gateway.keys import CLIENT, SETTINGS
 from callpilot.gateway.webrtc.call import api_error_from
 from callpilot.gateway.webrtc.errors import ApiError, bad_request
 from callpilot.gateway.webrtc.registry import CallRegistry
@@ -40,6 +40,7 @@ from callpilot.gateway.webrtc.validation import (
     parse_offer,
     parse_start,
     validate_call_id,
+    validate_offer_sdp,
     validate_role,
 )
 from callpilot.v1 import events_pb2
@@ -147,7 +148,8 @@ async def ice_servers(request: web.Request, cors: dict[str, str]) -> web.Respons
 @api
 async def offer(request: web.Request, cors: dict[str, str]) -> web.Response:
     parsed = parse_offer(await _body(request))
-    call = _registry(request).get(parsed.call_id)
+    call = _registry(request).get(parsed.call_id)  # 404 / 409 before the SDP is looked at
+    validate_offer_sdp(parsed.sdp)
     answer = await call.join(parsed.role, parsed.sdp)
     return web.json_response({"sdp": answer, "type": "answer"}, headers=cors)
 

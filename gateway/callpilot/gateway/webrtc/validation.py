@@ -125,7 +125,12 @@ def parse_start(body: Mapping[str, Any]) -> dict[str, str]:
 
 
 def parse_offer(body: Mapping[str, Any]) -> Offer:
-    """`POST /api/webrtc/offer` body: {call_id, role, sdp, type: "offer"}."""
+    """`POST /api/webrtc/offer` body: {call_id, role, sdp, type: "offer"}.
+
+    Checks the body's shape only; the SDP itself is checked by
+    `validate_offer_sdp` once the call is known to exist, so an offer for an
+    unknown call is 404 CALL_NOT_FOUND whatever its SDP.
+    """
     _reject_unknown(body, ("call_id", "role", "sdp", "type"))
     call_id = validate_call_id(body.get("call_id"))
     role = validate_role(body.get("role"))
@@ -133,7 +138,6 @@ def parse_offer(body: Mapping[str, Any]) -> Offer:
     if kind != "offer":
         raise bad_request(f'type must be "offer", got {kind!r}', field="type")
     sdp = _string(body, "sdp")
-    validate_offer_sdp(sdp)
     return Offer(call_id=call_id, role=role, sdp=sdp)
 
 

@@ -1,8 +1,10 @@
 """Turning Callpilot errors into gRPC statuses with google.rpc details.
 
-Clients get the status code, a message a person can act on, and in the
-`grpc-status-details-bin` trailer a google.rpc.Status carrying BadRequest
-field violations and an ErrorInfo, the way Google APIs report errors.
+Clients get the status code, a message a person can act on, and a
+google.rpc.Status carrying BadRequest field violations and an ErrorInfo, the
+way Google APIs report errors. grpcio-status (`grpc_status.rpc_status`) puts
+that Status in the `grpc-status-details-bin` trailer, keeping its code and
+message equal to the call's (the invariant rich-status clients check).
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import grpc
 from callpilot.server.errors import CallpilotError
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 log = logging.getLogger("callpilot.api")
 
 DOMAIN = "callpilot.dev"
-DETAILS_KEY = "grpc-status-details-bin"
 
 T = TypeVar("T")
 
@@ -47,10 +49,15 @@ def rich_status(err: CallpilotError) -> status_pb2.Status:
     return status_pb2.Status(code=code, message=err.message, details=details)
 
 
-async def abort(context: grpc.aio.ServicerContext[Any, Any], err: CallpilotError) -> NoReturn:
-    status = rich_status(err)
-    await context.abort(err.code, err.message, trailing_metadata=((DETAILS_KEY, status.SerializeToString()),))
+async def _abort_with(context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status) -> NoReturn:
+    """End the call with `status` as its code, message and details (grpc_status builds the trailer)."""
+    rich: grpc.Status = rpc_status.to_status(status)
+    await context.abort(rich.code, rich.details, trailing_metadata=rich.trailing_metadata)
     raise AssertionError("unreachable")  # context.abort always raises
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], err: CallpilotError) -> NoReturn:
+    await _abort_with(context, rich_status(err))
 
 
 async def abort_internal(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> NoReturn:
@@ -58,12 +65,7 @@ async def abort_internal(context: grpc.aio.ServicerContext[Any, Any], exc: BaseE
     status = status_pb2.Status(
         code=code_pb2.INTERNAL, message="internal server error; the server log has details"
     )
-    await context.abort(
-        grpc.StatusCode.INTERNAL,
-        status.message,
-        trailing_metadata=((DETAILS_KEY, status.SerializeToString()),),
-    )
-    raise AssertionError("unreachable")
+    await _abort_with(context, status)
 
 
 def unary(

@@ -22,6 +22,7 @@ __all__ = [
     "AssistOutput",
     "AssistRequest",
     "Assistant",
+    "AssistantUnavailable",
     "ConversationState",
     "Turn",
 ]
@@ -47,6 +48,19 @@ AssistOutput = (
 )
 
 
+class AssistantUnavailable(Exception):
+    """The assistant cannot answer this turn (or summary) now.
+
+    `reason` completes a sentence about the assistant ("did not answer in
+    time", "returned an error (HTTP 503)"); `assist.fallback` puts it in the
+    notice that tells the agent why another assistant answered.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Assistant(ABC):
     """Decides which tools to run and what to suggest."""
 
@@ -61,7 +75,8 @@ class Assistant(ABC):
         being cancelled) must be safe at any await."""
 
     async def summarise(self, state: ConversationState) -> str:
-        """End-of-call summary; empty when the engine has none."""
+        """End-of-call summary; empty when the engine has none. May raise
+        `AssistantUnavailable` when it cannot make one now."""
         return ""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook

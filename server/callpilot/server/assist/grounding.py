@@ -50,6 +50,7 @@ __all__ = [
     "facts_in",
     "ground",
     "ground_local",
+    "grounding_notice",
 ]
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,20 @@ def _sentences(text: str) -> list[str]:
     # Split after . ! ? followed by space; "129.99" and "C-1001." stay whole.
     parts = re.split(r"(?<=[.!?])\s+", text.strip())
     return [p for p in parts if p]
+
+
+NOTICE_UNGROUNDED = "UNGROUNDED_FACTS_DROPPED"
+"""Notice code: figures in a model's suggestion were flagged as unverified."""
+
+
+def grounding_notice(figures: int) -> events_pb2.Notice:
+    """The notice the agent gets when `figures` figures were flagged."""
+    return events_pb2.Notice(
+        level=events_pb2.NOTICE_LEVEL_WARNING,
+        code=NOTICE_UNGROUNDED,
+        text=f"{figures} figure(s) in the suggestion came from no tool result or anything said on the "
+        "call; they are shown as [unverified].",
+    )
 
 
 UNVERIFIED = "[unverified]"

@@ -20,15 +20,10 @@ SDK's per-request timeout (connect, and each wait for bytes, so a stalled
 stream fails too); `turn_timeout` bounds the whole turn, applied around each
 await and never across a `yield`, so an expiry can never surface in the
 consumer's code. On an error, a timeout, an empty answer or a content-filter
-stop, the turn is handed to `fallback` (normally the local engine), which
-produces the suggestion under the same id; its `SuggestionCompleted.text` is
-authoritative if deltas of the abandoned draft were already streamed. With
-no fallback the turn raises `AssistantUnavailable`.
-
-Notices: `respond_with_notices` additionally yields an `events_pb2.Notice`
-(code `ASSISTANT_DEGRADED`) before the fallback output, for the session to
-publish. `respond` (the `Assistant` interface, whose output type has no
-notice) yields the same stream without it and logs the notice instead.
+stop, the turn raises `AssistantUnavailable` with a reason a person can read
+(the summary likewise). Answering anyway is not this class's business: the
+providers wrap it in `assist.fallback.FallbackAssistant`, which tells the
+agent why and lets the local engine answer.
 
 Cancellation (newer customer speech made the suggestion stale) is safe at
 any await: the HTTP stream is closed by its context manager and running
@@ -48,13 +43,12 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionToolUnionParam
 
 from ..errors import ConfigError
-from .base import Assistant, AssistOutput, AssistRequest, ConversationState, Turn
-from .grounding import ground
+from .base import Assistant, AssistantUnavailable, AssistOutput, AssistRequest, ConversationState, Turn
+from .grounding import ground, grounding_notice
 from .llm_prompt import (
     PromptLimits,
     build_messages,
     build_summary_messages,
-    extractive_summary,
     sources_from_tool_calls,
     tool_result_text,
 )
@@ -62,20 +56,11 @@ from .llm_stream import ToolCallAssembler
 from .local import is_backchannel
 from .tools import ToolBox
 
-__all__ = ["NOTICE_DEGRADED", "NOTICE_UNGROUNDED", "AssistantUnavailable", "LLMOutput", "OpenAIAssistant"]
+__all__ = ["OpenAIAssistant"]
 
 log = logging.getLogger(__name__)
 
-NOTICE_DEGRADED = "ASSISTANT_DEGRADED"
-NOTICE_UNGROUNDED = "UNGROUNDED_FACTS_DROPPED"
-LLMOutput = AssistOutput
-"""What `respond` yields (assistant outputs include notices)."""
-
 T = TypeVar("T")
-
-
-class AssistantUnavailable(Exception):
-    """The model failed for this turn and no fallback is configured."""
 
 
 class _TurnFailed(Exception):
@@ -94,10 +79,9 @@ class OpenAIAssistant(Assistant):
     max_output_tokens: sent as `max_completion_tokens` (or `max_tokens` with
         `legacy_max_tokens=True` for servers that only know the old name).
     max_tool_rounds: model rounds that may call tools before it must answer.
-    fallback: the assistant that answers a turn the model could not.
     summary_timeout: bound of the end-of-call summary request (the session
-        allows 10 s in all, so the fallback has time left).
-    max_retries: SDK retries per request; 0 for live turns, because the
+        allows 10 s in all, so a fallback has time left).
+    max_retries: SDK retries per request; 0 for live turns, because a
         fallback answers sooner than a retry would.
     """
 
@@ -114,7 +98,6 @@ class OpenAIAssistant(Assistant):
         max_output_tokens: int = 300,
         max_tool_rounds: int = 3,
         temperature: float | None = 0.2,
-        fallback: Assistant | None = None,
         summary_timeout: float = 6.0,
         max_retries: int = 0,
         legacy_max_tokens: bool = False,
@@ -139,7 +122,6 @@ class OpenAIAssistant(Assistant):
         self._max_tool_rounds = max_tool_rounds
         self._temperature = temperature
         self._legacy_max_tokens = legacy_max_tokens
-        self._fallback = fallback
         self._client = client or AsyncOpenAI(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
@@ -151,36 +133,20 @@ class OpenAIAssistant(Assistant):
         return turn.role == common_pb2.SPEAKER_ROLE_CUSTOMER and not is_backchannel(turn.text)
 
     async def respond(self, request: AssistRequest) -> AsyncIterator[AssistOutput]:
-        """The model's turn; a Notice precedes a fallback answer so the agent knows why it changed."""
-        async for out in self.respond_with_notices(request):
-            yield out
-
-    async def respond_with_notices(self, request: AssistRequest) -> AsyncIterator[LLMOutput]:
-        """Kept for callers written before `respond` carried notices."""
+        """The model's turn; `AssistantUnavailable` (with the reason) when it fails."""
         deadline = asyncio.get_running_loop().time() + self._turn_timeout
         try:
             async for out in self._model_turn(request, deadline):
                 yield out
-            return
         except (openai.OpenAIError, TimeoutError, _TurnFailed) as exc:
-            reason = _describe(exc, self._turn_timeout)
-            log.warning("model turn failed for call %s: %s", request.state.call_id, reason)
-        except Exception as exc:  # a malformed stream or a bug: the agent still gets an answer
-            reason = f"unexpected error ({type(exc).__name__})"
+            raise AssistantUnavailable(_describe(exc, self._turn_timeout)) from exc
+        except Exception as exc:  # a malformed stream or a bug: say so; a fallback still answers
             log.exception("model turn failed for call %s", request.state.call_id)
-        if self._fallback is None:
-            raise AssistantUnavailable(f"the language model is unavailable: {reason}")
-        yield events_pb2.Notice(
-            level=events_pb2.NOTICE_LEVEL_WARNING,
-            code=NOTICE_DEGRADED,
-            text=f"The language model {reason}; this suggestion comes from the built-in assistant.",
-        )
-        async for out in self._fallback.respond(request):
-            yield out
+            raise AssistantUnavailable(f"failed (unexpected error {type(exc).__name__})") from exc
 
     async def summarise(self, state: ConversationState) -> str:
-        """Reason, actions, resolution and follow-ups, by the model; else the
-        fallback's summary; else an extractive one from the state."""
+        """Reason, actions, resolution and follow-ups, by the model;
+        `AssistantUnavailable` when it fails or answers nothing."""
         try:
             async with asyncio.timeout(self._summary_timeout):
                 completion = await self._client.chat.completions.create(
@@ -190,18 +156,15 @@ class OpenAIAssistant(Assistant):
                     ),
                     **self._sampling(400),
                 )
-            text = (completion.choices[0].message.content or "").strip() if completion.choices else ""
-            if text:
-                return text
-            log.warning("empty summary from the model for call %s", state.call_id)
         except (openai.OpenAIError, TimeoutError) as exc:
-            log.warning("summary by the model failed for call %s: %s", state.call_id, exc)
-        if self._fallback is not None:
-            return await self._fallback.summarise(state)
-        return extractive_summary(state)
+            raise AssistantUnavailable(_describe(exc, self._summary_timeout)) from exc
+        text = (completion.choices[0].message.content or "").strip() if completion.choices else ""
+        if not text:
+            raise AssistantUnavailable("returned an empty summary")
+        return text
 
     async def aclose(self) -> None:
-        """Close the HTTP client (the fallback belongs to whoever built it)."""
+        """Close the HTTP client."""
         await self._client.close()
 
     # ------------------------------------------------------------------ the turn
@@ -272,16 +235,11 @@ class OpenAIAssistant(Assistant):
                 )
         if not text.strip():
             raise _TurnFailed("returned no suggestion")
-        # Facts no tool returned are dropped before the agent can rely on them (assist.grounding).
+        # Facts no tool returned are flagged before the agent can rely on them (assist.grounding).
         checked = ground(text, request.state, tool_calls, request.state.call_date, flag=True)
         if checked.ungrounded:
             text = checked.text
-            yield events_pb2.Notice(
-                level=events_pb2.NOTICE_LEVEL_WARNING,
-                code=NOTICE_UNGROUNDED,
-                text=f"{len(checked.ungrounded)} figure(s) in the suggestion came from no tool result or "
-                "anything said on the call; they are shown as [unverified].",
-            )
+            yield grounding_notice(len(checked.ungrounded))
         yield events_pb2.SuggestionCompleted(
             suggestion_id=suggestion_id,
             text=text,

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Sequence
 
 from callpilot.server.stt.base import AudioArray, STTCapabilities, STTEngine
-from callpilot.server.stt.streaming import Hypothesis, SegmentingStream
+from callpilot.server.stt.streaming import Hypothesis, SegmentingOptions, SegmentingStream
 from callpilot.server.stt.vad import VadOptions, load_silero_session
 
 NULL_TEXT = "(speech)"
@@ -33,11 +33,10 @@ class NullEngine(STTEngine):
         max_pending_finals: int = 4,
         max_events: int = 64,
     ) -> None:
-        self.interim_interval = interim_interval
-        self.vad = vad if vad is not None else VadOptions()
+        self.segmenting = SegmentingOptions(
+            vad or VadOptions(), interim_interval, max_pending_finals, max_events
+        )
         self.text = text
-        self.max_pending_finals = max_pending_finals
-        self.max_events = max_events
 
     def stream(self, *, language: str, phrase_hints: Sequence[str] = ()) -> NullStream:
         return NullStream(self)
@@ -48,13 +47,7 @@ class NullEngine(STTEngine):
 
 class NullStream(SegmentingStream):
     def __init__(self, engine: NullEngine) -> None:
-        super().__init__(
-            vad=engine.vad,
-            vad_session=load_silero_session(),
-            interim_interval=engine.interim_interval,
-            max_pending_finals=engine.max_pending_finals,
-            max_events=engine.max_events,
-        )
+        super().__init__(engine.segmenting)
         self._text = engine.text
 
     async def _decode(self, audio: AudioArray, *, final: bool) -> Hypothesis | None:

@@ -34,7 +34,7 @@ import numpy as np
 import openai
 from callpilot.server.errors import ConfigError
 from callpilot.server.stt.base import SAMPLE_RATE, AudioArray, STTCapabilities, STTEngine, STTError
-from callpilot.server.stt.streaming import Hypothesis, SegmentingStream
+from callpilot.server.stt.streaming import Hypothesis, SegmentingOptions, SegmentingStream
 from callpilot.server.stt.vad import VadOptions, load_silero_session
 from openai import AsyncOpenAI
 
@@ -114,20 +114,18 @@ class OpenAITranscriptionEngine(STTEngine):
             )
         self.model = model
         self.language = language
-        self.vad = vad if vad is not None else VadOptions()
         self.interim_decoder = interim_decoder
         if interim_decoder is not None and interim_interval is None:
             interim_interval = 0.7
-        self.interim_interval = interim_interval
+        self.segmenting = SegmentingOptions(
+            vad or VadOptions(), interim_interval, max_pending_finals, max_events
+        )
         self.max_consecutive_failures = max_consecutive_failures
-        self.max_pending_finals = max_pending_finals
-        self.max_events = max_events
         self.capabilities = STTCapabilities(streaming=False, interim_results=interim_interval is not None)
         self._client = client or AsyncOpenAI(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
         self._slots = asyncio.Semaphore(max_concurrency)
-        self.uploads = 0  # requests sent (metrics, tests)
 
     def stream(self, *, language: str, phrase_hints: Sequence[str] = ()) -> OpenAITranscriptionStream:
         return OpenAITranscriptionStream(self, language=language or self.language, phrase_hints=phrase_hints)
@@ -144,7 +142,6 @@ class OpenAITranscriptionEngine(STTEngine):
             return Hypothesis("", 0.0)
         wants_logprobs = self.model.startswith(("gpt-4o-transcribe", "gpt-4o-mini-transcribe"))
         async with self._slots:
-            self.uploads += 1
             result = await self._client.audio.transcriptions.create(
                 file=("utterance.wav", to_wav(audio), "audio/wav"),
                 model=self.model,
@@ -167,13 +164,7 @@ class OpenAITranscriptionStream(SegmentingStream):
     def __init__(
         self, engine: OpenAITranscriptionEngine, *, language: str, phrase_hints: Sequence[str]
     ) -> None:
-        super().__init__(
-            vad=engine.vad,
-            vad_session=load_silero_session(),
-            interim_interval=engine.interim_interval,
-            max_pending_finals=engine.max_pending_finals,
-            max_events=engine.max_events,
-        )
+        super().__init__(engine.segmenting)
         self._engine = engine
         self.language = language
         self.prompt = hints_prompt(phrase_hints)

@@ -3,7 +3,7 @@
 `SegmentingStream` owns everything except turning audio into words: it runs
 the `Endpointer` on each pushed chunk, numbers utterances, paces interim
 hypotheses, queues utterances for their final decode, and delivers
-`SpeechEvent`s through a bounded `EventQueue`. A subclass supplies `_decode`.
+`SpeechEvent`s through the bounded `queue.EventQueue`. A subclass supplies `_decode`.
 
 Event order, per stream:
   * per utterance: START_OF_SPEECH, INTERIM*, END_OF_SPEECH, FINAL — except
@@ -39,7 +39,7 @@ import time
 from abc import abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from callpilot.server.stt.base import (
@@ -50,7 +50,16 @@ from callpilot.server.stt.base import (
     STTError,
     STTStream,
 )
-from callpilot.server.stt.vad import Endpointer, SpeechEnd, SpeechStart, VadEvent, VadOptions, seconds
+from callpilot.server.stt.queue import EventQueue
+from callpilot.server.stt.vad import (
+    Endpointer,
+    SpeechEnd,
+    SpeechStart,
+    VadEvent,
+    VadOptions,
+    load_silero_session,
+    seconds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,101 +72,26 @@ class Hypothesis:
     confidence: float
 
 
-class EventQueue:
-    """Bounded FIFO of `SpeechEvent`s with the coalescing policy described in the module docstring.
+@dataclass(frozen=True, slots=True)
+class SegmentingOptions:
+    """What every locally endpointed engine passes to its streams (one value per engine).
 
-    Single consumer; any number of producers on the same event loop.
+    vad: endpointing tunables. interim_interval: seconds of new audio between
+    interim decodes of the open utterance (None: no interims).
+    max_pending_finals / max_events: the queue bounds whose policies the
+    module docstring states.
     """
 
-    def __init__(self, maxsize: int) -> None:
-        if maxsize < 1:
-            raise ValueError("EventQueue maxsize must be at least 1")
-        self.maxsize = maxsize
-        self._items: deque[SpeechEvent] = deque()
-        self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._writable.set()
-        self._closed = False
-        self._error: BaseException | None = None
-        self.interims_dropped = 0
-        self.interims_coalesced = 0
+    vad: VadOptions = field(default_factory=VadOptions)
+    interim_interval: float | None = 0.7
+    max_pending_finals: int = 4
+    max_events: int = 64
 
-    def __len__(self) -> int:
-        return len(self._items)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def put(self, event: SpeechEvent) -> None:
-        """Append a durable event, waiting for room; silently discarded once the queue is closed."""
-        while len(self._items) >= self.maxsize and not self._closed:
-            await self._writable.wait()
-        self.put_force(event)
-
-    def put_force(self, event: SpeechEvent) -> None:
-        """Append without waiting, past `maxsize` if need be.
-
-        Only for the one event `end_input` (a sync method) must enqueue, so the
-        overshoot is bounded by a single event per stream.
-        """
-        if self._closed:
-            return
-        self._items.append(event)
-        self._changed()
-
-    def put_interim(self, event: SpeechEvent) -> bool:
-        """Coalesce or drop-when-full; returns whether the interim is now queued."""
-        if self._closed:
-            return False
-        for i in range(len(self._items) - 1, -1, -1):
-            queued = self._items[i]
-            if queued.utterance == event.utterance and queued.kind is SpeechEventKind.INTERIM:
-                self._items[i] = event
-                self.interims_coalesced += 1
-                return True
-        if len(self._items) >= self.maxsize:
-            self.interims_dropped += 1
-            return False
-        self._items.append(event)
-        self._changed()
-        return True
-
-    async def get(self) -> SpeechEvent | None:
-        """Next event; None once closed and drained. Raises the error passed to `fail`, after the events."""
-        while not self._items and not self._closed:
-            await self._readable.wait()
-        if self._items:
-            event = self._items.popleft()
-            self._changed()
-            return event
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-        return None
-
-    def close(self, *, discard: bool = False) -> None:
-        """No more events; the consumer drains what is queued (or nothing, with `discard`)."""
-        self._closed = True
-        if discard:
-            self._items.clear()
-        self._changed()
-
-    def fail(self, error: BaseException) -> None:
-        """Close, and have the consumer raise `error` after the queued events."""
-        if not self._closed:
-            self._error = error
-        self.close()
-
-    def _changed(self) -> None:
-        if self._items or self._closed:
-            self._readable.set()
-        else:
-            self._readable.clear()
-        if len(self._items) < self.maxsize or self._closed:
-            self._writable.set()
-        else:
-            self._writable.clear()
+    def __post_init__(self) -> None:
+        if self.interim_interval is not None and self.interim_interval <= 0:
+            raise ValueError("interim_interval must be positive (or None to disable interims)")
+        if self.max_pending_finals < 1:
+            raise ValueError("max_pending_finals must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,22 +111,15 @@ class SegmentingStream(STTStream):
     when `max_pending_finals` utterances are already waiting.
     """
 
-    def __init__(
-        self,
-        *,
-        vad: VadOptions,
-        vad_session: Any | None,
-        interim_interval: float | None,
-        max_pending_finals: int = 4,
-        max_events: int = 64,
-    ) -> None:
-        if interim_interval is not None and interim_interval <= 0:
-            raise ValueError("interim_interval must be positive (or None to disable interims)")
-        if max_pending_finals < 1:
-            raise ValueError("max_pending_finals must be at least 1")
-        self._endpointer = Endpointer(vad, session=vad_session)
+    def __init__(self, options: SegmentingOptions, *, vad_session: Any | None = None) -> None:
+        """`vad_session`: a loaded Silero session; None loads (or reuses) the shared one."""
+        interim_interval = options.interim_interval
+        max_pending_finals = options.max_pending_finals
+        if vad_session is None:
+            vad_session = load_silero_session()
+        self._endpointer = Endpointer(options.vad, session=vad_session)
         self._interim_step = None if interim_interval is None else int(interim_interval * SAMPLE_RATE)
-        self._events = EventQueue(max_events)
+        self._events = EventQueue(options.max_events)
         # Unbounded type, bounded in practice: every put but end_input's takes a slot first.
         self._finals: asyncio.Queue[_FinalJob | None] = asyncio.Queue()
         self._final_slots = asyncio.Semaphore(max_pending_finals)

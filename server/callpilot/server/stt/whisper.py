@@ -36,7 +36,7 @@ import numpy as np
 from callpilot.server.errors import InvalidArgument, Violation
 from callpilot.server.stt.base import SAMPLE_RATE, AudioArray, STTCapabilities, STTEngine, STTError
 from callpilot.server.stt.model import ModelNotFoundError
-from callpilot.server.stt.streaming import Hypothesis, SegmentingStream
+from callpilot.server.stt.streaming import Hypothesis, SegmentingOptions, SegmentingStream
 from callpilot.server.stt.vad import VadOptions, load_silero_session
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,10 @@ class WhisperEngine(STTEngine):
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
         self.workers = workers
-        self.interim_interval = interim_interval
-        self.vad = vad if vad is not None else VadOptions()
+        self.segmenting = SegmentingOptions(
+            vad or VadOptions(), interim_interval, max_pending_finals, max_events
+        )
         self.beam_size = beam_size
-        self.max_pending_finals = max_pending_finals
-        self.max_events = max_events
         self.stats = WhisperStats()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper")
         self._slots = asyncio.Semaphore(workers)
@@ -288,13 +287,7 @@ class WhisperStream(SegmentingStream):
     """
 
     def __init__(self, engine: WhisperEngine, *, language: str, hotwords: str | None) -> None:
-        super().__init__(
-            vad=engine.vad,
-            vad_session=load_silero_session(),
-            interim_interval=engine.interim_interval,
-            max_pending_finals=engine.max_pending_finals,
-            max_events=engine.max_events,
-        )
+        super().__init__(engine.segmenting)
         self._engine = engine
         self.language = language
         self.hotwords = hotwords

@@ -11,7 +11,17 @@ function tick() {
   if (micMeter) $("mic").value = micMeter.level();
 }
 
-function setState(text) { $("state").textContent = text; }
+// The status pill's colour: live while connected, amber while getting there, grey once ended.
+function toneOf(text) {
+  if (text.startsWith("connected")) return "live";
+  if (text.startsWith("call ended")) return "ended";
+  if (text === "not connected") return "";
+  return "busy";
+}
+function setState(text) {
+  $("state").textContent = text;
+  $("state").dataset.tone = toneOf(text);
+}
 function showError(err) {
   const message = err && err.message ? err.message : String(err);
   page.errors.push(message);
@@ -24,14 +34,18 @@ async function refreshWaiting() {
     const { calls } = await api("/api/calls/waiting");
     const list = $("waiting");
     list.replaceChildren();
-    if (!calls.length) list.innerHTML = '<li class="muted">nobody is waiting</li>';
+    if (!calls.length) list.innerHTML = '<li class="muted">Nobody is waiting.</li>';
     for (const call of calls) {
       const li = document.createElement("li");
       const since = new Date(call.created * 1000).toLocaleTimeString();
-      li.textContent = `${call.customer_id || "unknown caller"} since ${since} `;
+      const who = document.createElement("span");
+      who.textContent = `${call.customer_id || "Unidentified caller"} · waiting since ${since}`;
+      li.append(who);
       const button = document.createElement("button");
       button.textContent = "Answer";
       button.className = "primary";
+      button.type = "button";
+      button.setAttribute("aria-label", `Answer ${call.customer_id || "the unidentified caller"}`);
       button.onclick = () => answer(call.call_id);
       li.append(button);
       list.append(li);

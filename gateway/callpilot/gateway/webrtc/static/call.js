@@ -6,7 +6,17 @@ const $ = (id) => document.getElementById(id);
 const page = (window.callpilotPage = { callId: "", states: [], call: null, errors: [], leg: null, ended: "" });
 let meter = null, timer = null;
 
-function setState(text) { $("state").textContent = text; }
+// The status pill's colour: live while connected, amber while getting there, grey once ended.
+function toneOf(text) {
+  if (text.startsWith("connected")) return "live";
+  if (text.startsWith("call ended")) return "ended";
+  if (text === "not connected") return "";
+  return "busy";
+}
+function setState(text) {
+  $("state").textContent = text;
+  $("state").dataset.tone = toneOf(text);
+}
 function showError(err) {
   const message = err && err.message ? err.message : String(err);
   page.errors.push(message);

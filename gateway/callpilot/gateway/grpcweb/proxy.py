@@ -38,11 +38,11 @@ import callpilot.client  # noqa: F401 - registers callpilot.v1 in the default de
 import grpc
 import grpc.aio
 from aiohttp import web
-from callpilot.gateway import grpcweb_cors as cors
-from callpilot.gateway.app import CLIENT, SETTINGS
-from callpilot.gateway.grpcweb_wire import (
+from callpilot.gateway.grpcweb import cors
+from callpilot.gateway.grpcweb.wire import (
     BINARY_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
+    Unsupported,
     WireError,
     accepts_text,
     decode_binary_header,
@@ -58,7 +58,9 @@ from callpilot.gateway.grpcweb_wire import (
     status_fields,
     valid_metadata_key,
 )
-from google.protobuf import descriptor_pool
+from callpilot.gateway.keys import CLIENT, SETTINGS
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 from multidict import CIMultiDict
 
 log = logging.getLogger("callpilot.gateway.grpcweb")
@@ -194,6 +196,28 @@ def _method_streams_requests(service: str, method: str) -> bool:
     return bool(descriptor.client_streaming)
 
 
+def _undecodable(service: str, method: str, message: bytes) -> str | None:
+    """Why `message` is not the method's request type, or None (also for methods unknown here).
+
+    Checked here because the server, handed bytes it cannot parse, answers
+    with a status naming its Python internals; a browser gets a message in
+    the contract's terms instead.
+    """
+    try:
+        descriptor = descriptor_pool.Default().FindMethodByName(f"{service}.{method}")
+    except KeyError:
+        return None  # the server answers UNIMPLEMENTED itself
+    request_type = descriptor.input_type
+    try:
+        message_factory.GetMessageClass(request_type).FromString(message)
+    except DecodeError:
+        return (
+            f"the request body is not a valid {request_type.full_name} message "
+            "(protobuf decoding failed); send the serialized request in one grpc-web frame"
+        )
+    return None
+
+
 def _forwarded_metadata(headers: Mapping[str, str]) -> list[tuple[str, str | bytes]]:
     metadata: list[tuple[str, str | bytes]] = []
     for raw_name, value in headers.items():
@@ -288,8 +312,13 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         message = single_request_message(parse_frames(body))
         timeout = parse_timeout(request.headers.get("grpc-timeout"))
         metadata = _forwarded_metadata(request.headers)
+        problem = _undecodable(service, method, message)
+    except Unsupported as exc:
+        return responder.trailers_only(grpc.StatusCode.UNIMPLEMENTED, str(exc))
     except WireError as exc:
-        return responder.trailers_only(grpc.StatusCode.INTERNAL, f"malformed grpc-web request: {exc}")
+        return responder.trailers_only(grpc.StatusCode.INVALID_ARGUMENT, f"malformed grpc-web request: {exc}")
+    if problem is not None:
+        return responder.trailers_only(grpc.StatusCode.INVALID_ARGUMENT, problem)
 
     try:
         channel = request.app[CLIENT].channel

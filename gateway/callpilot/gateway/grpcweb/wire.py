@@ -33,7 +33,15 @@ TEXT_CONTENT_TYPE = "application/grpc-web-text+proto"
 
 
 class WireError(ValueError):
-    """A malformed grpc-web request; the message says what is wrong."""
+    """A malformed grpc-web request; the message says what is wrong.
+
+    The proxy answers it with INVALID_ARGUMENT (the client sent something
+    wrong), or UNIMPLEMENTED for an `Unsupported` feature of the protocol.
+    """
+
+
+class Unsupported(WireError):
+    """A valid grpc-web feature the gateway does not implement (compressed frames)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +120,7 @@ def single_request_message(frames: list[Frame]) -> bytes:
     """The one message of a unary or server-streaming request."""
     data = [f for f in frames if not f.is_trailer]
     if any(f.is_compressed for f in data):
-        raise WireError("compressed grpc-web frames are not supported; send the message uncompressed")
+        raise Unsupported("compressed grpc-web frames are not supported; send the message uncompressed")
     if len(data) != 1:
         raise WireError(f"expected exactly one request message, got {len(data)}")
     return data[0].payload
