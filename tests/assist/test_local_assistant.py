@@ -147,22 +147,24 @@ async def test_nothing_known_asks_for_an_identifier(directory: FakeDirectory) ->
 
 
 async def test_customer_looked_up_by_name(directory: FakeDirectory) -> None:
+    """A full name that matches exactly one customer identifies them (and says why)."""
     engine, trigger = await converse(directory, [(CUSTOMER, "Hi, this is James Chen")])
+    assert engine.state.customer is not None and engine.state.customer.customer_id == "C-1002"
+    assert engine.state.identified_by == 'name "James Chen" matches "James Chen"'
     tools, _, completed = split(
         await collect(LocalAssistant(directory), AssistRequest("s", engine.state, trigger))
     )
-    assert [(t.tool_name, dict(t.arguments)) for t in tools] == [("lookup_customer", {"name": "James Chen"})]
-    assert "James Chen (C-1002, standard tier, active account)" in completed.text
-    assert sources(completed) == {(ev.SOURCE_KIND_CUSTOMER, "C-1002")}
+    assert tools == []
+    assert completed.text == "Ask James how you can help today."
 
 
-async def test_a_caller_identified_by_the_tools_is_remembered(directory: FakeDirectory) -> None:
+async def test_a_caller_identified_by_name_is_remembered(directory: FakeDirectory) -> None:
     engine, trigger = await converse(directory, [(CUSTOMER, "Hi, this is James Chen")])
     assistant = LocalAssistant(directory, now=lambda: NOW)
     await collect(assistant, AssistRequest("s1", engine.state, trigger))
     turn = Turn("seg-9", CUSTOMER, "I'd like to cancel my order")
     await engine.on_final(turn)
-    assert engine.state.customer is None  # a name alone does not identify a caller for the engine
+    assert engine.state.customer is not None and engine.state.customer.customer_id == "C-1002"
     tools, _, completed = split(await collect(assistant, AssistRequest("s2", engine.state, turn)))
     assert [(t.tool_name, dict(t.arguments)) for t in tools] == [
         ("lookup_customer", {"customer_id": "C-1002"})
@@ -259,10 +261,10 @@ async def test_summary(directory: FakeDirectory) -> None:
     summary = await assistant.summarise(engine.state)
     lines = summary.splitlines()
     assert lines[0] == "Customer: Maria Garcia (C-1001)."
-    assert lines[1].startswith("Reason for contact: shipping, technical, refund")
+    assert lines[1].startswith("Reason for contact: return, refund")
     assert "order 78901 arrived broken" in lines[1]
-    assert lines[2] == "Looked up: order 78901; return policy; refund policy."
-    assert lines[3] == "Resolution offered: I've issued a refund to your original payment method."
+    assert lines[2] == "Actions: looked up order 78901; return policy; refund policy."
+    assert lines[3] == "Resolution: I've issued a refund to your original payment method."
     assert lines[4] == "Follow-ups: I'll email you a prepaid return label today."
     assert lines[5] == "Customer sentiment at the end: positive."
 
@@ -272,7 +274,7 @@ async def test_summary_of_an_empty_call(directory: FakeDirectory) -> None:
     assert summary.splitlines()[:3] == [
         "Customer: not identified.",
         "Reason for contact: not stated.",
-        "Looked up: nothing.",
+        "Actions: none recorded.",
     ]
 
 

@@ -31,8 +31,22 @@ def test_topics(said: str, topics: list[int]) -> None:
 
 
 def test_topics_in_order_of_first_mention() -> None:
-    said = "They arrived broken, so I want to return them and get a refund"
+    said = "They arrived late, stopped working after a day, so I want to return them and get a refund"
     assert detect_topics(said) == [ev.TOPIC_SHIPPING, ev.TOPIC_TECHNICAL, ev.TOPIC_RETURN, ev.TOPIC_REFUND]
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "They arrived broken, so I want to return them and get a refund",
+        "The tablet arrived with a cracked screen",
+        "the box was damaged when it was delivered",
+    ],
+)
+def test_damaged_on_arrival_is_a_return_not_shipping_or_technical(said: str) -> None:
+    topics = detect_topics(said)
+    assert topics[0] == ev.TOPIC_RETURN
+    assert ev.TOPIC_SHIPPING not in topics and ev.TOPIC_TECHNICAL not in topics
 
 
 def test_redaction_placeholders_are_not_topics() -> None:

@@ -111,9 +111,8 @@ def llm_script(body: dict[str, Any]) -> ChatReply:
         return Completion(SUMMARY)
     if not any(m["role"] == "tool" for m in body["messages"]):
         return Stream(tool_calls=[ToolCallSpec("get_order_details", '{"order_number": "98476"}', pieces=4)])
-    return text_stream(
-        "Order 98476 was delivered on 11 May; offer the refund under the 30-day return policy."
-    )
+    # Only figures the tool returned: a date or window it did not would be flagged [unverified].
+    return text_stream("Order 98476 was delivered; offer the refund under the return policy.")
 
 
 async def run_call(rig: Rig, audio: np.ndarray[Any, Any]) -> list[events_pb2.CallEvent]:

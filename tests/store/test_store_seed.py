@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -82,8 +82,11 @@ async def test_seed_contains_maria_garcia_and_order_78901(store: Store) -> None:
     assert list(order.items) == [
         directory_pb2.OrderItem(sku="WH-100", name="Wireless Headphones", quantity=1, unit_price="129.99")
     ]
-    assert order.order_time.ToDatetime(tzinfo=UTC) == datetime(2026, 10, 28, tzinfo=UTC)
-    assert order.delivered_time.ToDatetime(tzinfo=UTC) == datetime(2026, 11, 2, tzinfo=UTC)
+    # Dated relative to the seeding day (store.demo_dates): delivered 21 days before it,
+    # five days after it was ordered. (22 if the test crossed midnight after seeding.)
+    delivered = order.delivered_time.ToDatetime(tzinfo=UTC)
+    assert (datetime.now(UTC).date() - delivered.date()).days in (21, 22)
+    assert delivered - order.order_time.ToDatetime(tzinfo=UTC) == timedelta(days=5)
     assert [o.order_number for o in await store.customer_orders("C-1001")] == ["78901"]
 
 

@@ -8,6 +8,7 @@ exactly what the assistant saw. The SQL store implements it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from callpilot.v1 import directory_pb2
@@ -50,3 +51,24 @@ class DirectoryWriter(Protocol):
     """The writes the assistant may propose; each runs only after the agent confirms it."""
 
     async def create_ticket(self, customer_id: str, subject: str) -> directory_pb2.Ticket: ...
+
+
+@runtime_checkable
+class FuzzyDirectory(Protocol):
+    """Optional reads for matching what was heard rather than what was meant.
+
+    Speech recognition gets surnames and digits slightly wrong; the context
+    engine and `lookup_customer` match names phonetically and order numbers
+    within one edit. A directory that implements this lets them consider
+    every customer and every order; one that does not still gets matching
+    among the customers its `search_customers` returns for parts of the name
+    and among the identified customer's own orders.
+    """
+
+    async def customer_names(self, limit: int = 20000) -> list[tuple[str, str]]:
+        """(customer_id, name) of the tenant's customers, at most `limit`, by id."""
+        ...
+
+    async def find_orders(self, order_numbers: Sequence[str]) -> list[directory_pb2.Order]:
+        """The orders whose number is one of `order_numbers` (already normalised), any order."""
+        ...

@@ -31,6 +31,22 @@ State is kept per speaker and only committed on final text: interims are
 re-redacted from scratch each time against the state of the finished
 utterances. Amounts of money are never masked. Anything unexpected fails
 closed through `safe_redact`.
+
+Beyond cards, per `RedactionPolicy` (a tenant's choice; all on by default):
+
+4. US Social Security numbers: "123-45-6789" written in that shape
+   anywhere, or nine digits after "social security"/"SSN"/"social" -> [SSN].
+5. Bank details when the utterance talks about a bank ("routing",
+   "checking", "savings", "bank account", "IBAN"): nine digits after
+   "routing"/"ABA" -> [ROUTING_NUMBER]; 4-17 digits after "account" ->
+   [BANK_ACCOUNT]. A customer's account with the company ("account C-1001",
+   "my account email") is not a bank account and stays readable.
+6. Dates of birth: the date after "date of birth", "DOB", "born on/in",
+   "birthday" -> [DATE_OF_BIRTH].
+
+Emails and phone numbers are not masked here: the context engine needs
+them to find the customer. Code that logs them masks them (e.g.
+`context.engine.mask_contact`).
 """
 
 from __future__ import annotations
@@ -44,11 +60,17 @@ from callpilot.v1 import common_pb2
 from .context.numbers import NumberKind, NumberSpan, find_numbers
 
 __all__ = [
+    "BANK_ACCOUNT",
     "CARD_EXPIRY",
     "CARD_NUMBER",
     "CVV",
+    "DATE_OF_BIRTH",
     "REDACTED",
+    "ROUTING_NUMBER",
+    "SSN",
+    "RedactionPolicy",
     "Redactor",
+    "guard_card_numbers",
     "luhn_valid",
     "safe_redact",
 ]
@@ -58,6 +80,10 @@ log = logging.getLogger(__name__)
 CARD_NUMBER = "[CARD_NUMBER]"
 CVV = "[CVV]"
 CARD_EXPIRY = "[CARD_EXPIRY]"
+SSN = "[SSN]"
+BANK_ACCOUNT = "[BANK_ACCOUNT]"
+ROUTING_NUMBER = "[ROUTING_NUMBER]"
+DATE_OF_BIRTH = "[DATE_OF_BIRTH]"
 REDACTED = "[REDACTED]"
 """What `safe_redact` returns when redaction itself failed: the whole utterance is withheld."""
 
@@ -92,6 +118,75 @@ _TRACKING_CUES = frozenset({"tracking", "shipment", "parcel", "package", "waybil
 _CUE_REACH_BEFORE = 60
 _CUE_REACH_AFTER = 30
 _LONG_RUN = 12
+
+
+@dataclass(frozen=True, slots=True)
+class RedactionPolicy:
+    """What a tenant masks besides payment cards (cards are always masked)."""
+
+    ssn: bool = True
+    bank: bool = True
+    date_of_birth: bool = True
+
+
+_SSN_SHAPE_RE = re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
+_SSN_CUE_RE = re.compile(r"\b(?:social security(?: number)?|ssn|social|s s n)\b", re.IGNORECASE)
+_BANK_WORDS_RE = re.compile(
+    r"\b(?:routing|aba|checking|savings|bank(?:ing)? (?:account|details)|iban|sort code|direct deposit|wire)\b",
+    re.IGNORECASE,
+)
+_ROUTING_CUE_RE = re.compile(r"\b(?:routing|aba|transit)(?: number)?\b", re.IGNORECASE)
+_BANK_ACCOUNT_CUE_RE = re.compile(r"\b(?:account|acct|iban)(?: number| no)?\b", re.IGNORECASE)
+_DOB_CUE_RE = re.compile(
+    r"\b(?:date of birth|d\.? ?o\.? ?b\.?|born(?: on| in)?|birthday|birth date)\b", re.IGNORECASE
+)
+_DATE_TOKEN_RE = re.compile(
+    rf"(?:\s|,|/|-|\.)*(?:\d{{1,4}}(?:st|nd|rd|th)?|{_MONTHS}|the|of|is|was|on|oh|"
+    r"first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|"
+    r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth|"
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
+    r"hundred|thousand)\b",
+    re.IGNORECASE,
+)
+_DATE_FILLER = frozenset({"the", "of", "is", "was", "on"})
+_CUE_REACH_PERSONAL = 40
+
+
+def _cue_before(regex: re.Pattern[str], text: str, pos: int) -> bool:
+    return any(0 <= pos - m.end() <= _CUE_REACH_PERSONAL for m in regex.finditer(text[:pos]))
+
+
+def _personal_masks(text: str, policy: RedactionPolicy) -> list[tuple[int, int, str]]:
+    """SSNs, bank details and dates of birth in one utterance (rules 4-6)."""
+    masks: list[tuple[int, int, str]] = []
+    if policy.ssn:
+        masks += [(m.start(), m.end(), SSN) for m in _SSN_SHAPE_RE.finditer(text)]
+    spans = [s for s in find_numbers(text) if s.kind is NumberKind.DIGITS]
+    bank = policy.bank and _BANK_WORDS_RE.search(text) is not None
+    for span in spans:
+        if _overlaps(span.start, span.end, masks):
+            continue
+        n = len(span.value)
+        if policy.ssn and n == 9 and _cue_before(_SSN_CUE_RE, text, span.start):
+            masks.append((span.start, span.end, SSN))
+        elif bank and n == 9 and _cue_before(_ROUTING_CUE_RE, text, span.start):
+            masks.append((span.start, span.end, ROUTING_NUMBER))
+        elif bank and 4 <= n <= 17 and _cue_before(_BANK_ACCOUNT_CUE_RE, text, span.start):
+            masks.append((span.start, span.end, BANK_ACCOUNT))
+    if policy.date_of_birth:
+        for cue in _DOB_CUE_RE.finditer(text):
+            pos, start, end = cue.end(), -1, cue.end()
+            while (m := _DATE_TOKEN_RE.match(text, pos)) is not None and m.end() > pos:
+                word = m.group(0).strip(" ,/-.").lower()
+                if word not in _DATE_FILLER:
+                    if start < 0:
+                        start = m.end() - len(m.group(0).lstrip(" ,/-."))
+                    end = m.end()
+                pos = m.end()
+            if start >= 0:
+                masks.append((start, end, DATE_OF_BIRTH))
+    return masks
 
 
 def luhn_valid(digits: str) -> bool:
@@ -142,10 +237,11 @@ class Redactor:
     conversation is in the middle of a card being read out.
     """
 
-    def __init__(self, *, window: int = 2) -> None:
+    def __init__(self, *, window: int = 2, policy: RedactionPolicy | None = None) -> None:
         """`window`: how many following final utterances of each speaker stay in
-        payment context after payment words."""
+        payment context after payment words; `policy`: what else is masked."""
         self._window = window
+        self._policy = policy or RedactionPolicy()
         self._speakers: dict[int, _SpeakerState] = {}
 
     def _state(self, role: int) -> _SpeakerState:
@@ -158,10 +254,13 @@ class Redactor:
         utterances and does not change it; final text updates it.
         """
         state = self._state(int(role))
+        personal = _personal_masks(text, self._policy)
         analysis = self._analyse(text, state)
         if is_final:
             self._commit(int(role), state, analysis)
-        return _apply(text, analysis.masks)
+        # A number that is an SSN or bank detail keeps that label, not a card's.
+        cards = [m for m in analysis.masks if not _overlaps(m[0], m[1], personal)]
+        return _apply(text, personal + cards)
 
     # -- analysis ---------------------------------------------------------------
 
@@ -344,3 +443,16 @@ def safe_redact(
     except Exception:
         log.exception("redaction failed; withholding the utterance")
         return REDACTED
+
+
+_CARD_RUN_RE = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
+
+
+def guard_card_numbers(text: str) -> str:
+    """Mask any Luhn-valid 13-19 digit number (spaces and dashes allowed)."""
+
+    def mask(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(0))
+        return CARD_NUMBER if 13 <= len(digits) <= 19 and luhn_valid(digits) else m.group(0)
+
+    return _CARD_RUN_RE.sub(mask, text)

@@ -590,12 +590,22 @@ class ContextUpdate(_message.Message):
     SENTIMENT_FIELD_NUMBER: _builtins.int
     SENTIMENT_SCORE_FIELD_NUMBER: _builtins.int
     SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    TICKETS_FIELD_NUMBER: _builtins.int
+    IDENTIFIED_BY_FIELD_NUMBER: _builtins.int
+    CANDIDATES_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    ORDER_CANDIDATES_FIELD_NUMBER: _builtins.int
     sentiment: Global___Sentiment.ValueType
     """Sentiment of the latest customer utterance."""
     sentiment_score: _builtins.float
     """Sentiment score of the latest customer utterance, -1 (negative) to 1 (positive)."""
     segment_id: _builtins.str
     """The transcript segment that caused this update; empty for the initial lookup."""
+    identified_by: _builtins.str
+    """Why `customer` was taken, in words, e.g. "caller id +15550100101" or
+    "name 'Maria Garsha' sounds like 'Maria Garcia' and order 78901 is theirs".
+    """
     @_builtins.property
     def customer(self) -> _directory_pb2.Customer:
         """The identified customer, once known."""
@@ -608,6 +618,32 @@ class ContextUpdate(_message.Message):
     def entities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Entity]:
         """Entities mentioned so far, in order of first mention, without duplicates."""
 
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[_directory_pb2.Order]:
+        """The identified customer's most recent orders, newest first: prefetched at
+        call start from the customer hint, or loaded once the customer is identified.
+        """
+
+    @_builtins.property
+    def tickets(self) -> _containers.RepeatedCompositeFieldContainer[_directory_pb2.Ticket]:
+        """The identified customer's open tickets, newest first."""
+
+    @_builtins.property
+    def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___CustomerCandidate]:
+        """Customers who may be the caller but were not taken: the agent should
+        confirm (e.g. the email on file) before relying on them. Best first.
+        """
+
+    @_builtins.property
+    def order(self) -> _directory_pb2.Order:
+        """The order the call is about, once one was resolved from what was said."""
+
+    @_builtins.property
+    def order_candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderCandidate]:
+        """An order the caller may have meant (a quoted number with one digit
+        dropped, added, changed or swapped); the agent should confirm it.
+        """
+
     def __init__(
         self,
         *,
@@ -617,14 +653,84 @@ class ContextUpdate(_message.Message):
         sentiment: Global___Sentiment.ValueType = ...,
         sentiment_score: _builtins.float = ...,
         segment_id: _builtins.str = ...,
+        orders: _abc.Iterable[_directory_pb2.Order] | None = ...,
+        tickets: _abc.Iterable[_directory_pb2.Ticket] | None = ...,
+        identified_by: _builtins.str = ...,
+        candidates: _abc.Iterable[Global___CustomerCandidate] | None = ...,
+        order: _directory_pb2.Order | None = ...,
+        order_candidates: _abc.Iterable[Global___OrderCandidate] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "entities", b"entities", "segment_id", b"segment_id", "sentiment", b"sentiment", "sentiment_score", b"sentiment_score", "topics", b"topics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "customer", b"customer", "entities", b"entities", "identified_by", b"identified_by", "order", b"order", "order_candidates", b"order_candidates", "orders", b"orders", "segment_id", b"segment_id", "sentiment", b"sentiment", "sentiment_score", b"sentiment_score", "tickets", b"tickets", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContextUpdate: _TypeAlias = ContextUpdate  # noqa: Y015
+
+@_typing.final
+class CustomerCandidate(_message.Message):
+    """A customer who may be the caller, with how sure the match is."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    score: _builtins.float
+    """Match quality, 0 to 100."""
+    reason: _builtins.str
+    """Why this customer, in words (e.g. "name 'Maria Garsha' sounds like 'Maria Garcia'")."""
+    @_builtins.property
+    def customer(self) -> _directory_pb2.Customer:
+        """The directory record."""
+
+    def __init__(
+        self,
+        *,
+        customer: _directory_pb2.Customer | None = ...,
+        score: _builtins.float = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "reason", b"reason", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomerCandidate: _TypeAlias = CustomerCandidate  # noqa: Y015
+
+@_typing.final
+class OrderCandidate(_message.Message):
+    """An order a misheard order number may have meant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    HEARD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    heard: _builtins.str
+    """The number as heard."""
+    reason: _builtins.str
+    """Why this order, in words (e.g. "one digit dropped; order of the identified customer")."""
+    @_builtins.property
+    def order(self) -> _directory_pb2.Order:
+        """The directory record."""
+
+    def __init__(
+        self,
+        *,
+        order: _directory_pb2.Order | None = ...,
+        heard: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heard", b"heard", "order", b"order", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderCandidate: _TypeAlias = OrderCandidate  # noqa: Y015
 
 @_typing.final
 class ToolDecision(_message.Message):

@@ -11,31 +11,21 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from callpilot.v1 import common_pb2, directory_pb2, events_pb2
+from callpilot.v1 import events_pb2
 
+from ..context.state import ConversationState, Turn
 
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """A final, already redacted utterance."""
-
-    segment_id: str
-    role: common_pb2.SpeakerRole.ValueType
-    text: str
-
-
-@dataclass(slots=True)
-class ConversationState:
-    """What the assistant may read about the call. Text here is redacted."""
-
-    call_id: str
-    customer: directory_pb2.Customer | None = None
-    topics: list[events_pb2.Topic.ValueType] = field(default_factory=list)
-    entities: list[events_pb2.Entity] = field(default_factory=list)
-    sentiment: events_pb2.Sentiment.ValueType = events_pb2.SENTIMENT_UNSPECIFIED
-    turns: list[Turn] = field(default_factory=list)
-    suggestions: list[str] = field(default_factory=list)
+__all__ = [
+    "TOOL_NAMES",
+    "AssistOutput",
+    "AssistRequest",
+    "Assistant",
+    "AssistantUnavailable",
+    "ConversationState",
+    "Turn",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from callpilot.v1 import common_pb2, events_pb2
 
-from ..redaction import CARD_NUMBER, luhn_valid
+from ..redaction import guard_card_numbers
 from .base import AssistRequest, ConversationState, Turn
+from .summary import extractive_summary
 from .tools import result_dict
 
 __all__ = [
@@ -68,7 +68,6 @@ Follow-ups: ...
 Be factual and brief; use only what the transcript and context show; write "none" where nothing applies. \
 Payment card data is masked; never reconstruct it."""
 
-_CARD_RUN_RE = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
 _ROLE_NAMES: dict[int, str] = {
     common_pb2.SPEAKER_ROLE_CUSTOMER: "Customer",
     common_pb2.SPEAKER_ROLE_AGENT: "Agent",
@@ -108,16 +107,6 @@ def messages_tokens(messages: Iterable[dict[str, Any]]) -> int:
     return total
 
 
-def guard_card_numbers(text: str) -> str:
-    """Mask any Luhn-valid 13-19 digit number (spaces and dashes allowed)."""
-
-    def mask(m: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", m.group(0))
-        return CARD_NUMBER if 13 <= len(digits) <= 19 and luhn_valid(digits) else m.group(0)
-
-    return _CARD_RUN_RE.sub(mask, text)
-
-
 def _clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -139,8 +128,20 @@ def _context_lines(state: ConversationState, limits: PromptLimits) -> list[str]:
         lines.append(
             f"Customer: {c.name or 'name unknown'} ({c.customer_id}){', ' + extra if extra else ''}."
         )
+        if state.identified_by:
+            lines.append(f"Identified because: {_clip(state.identified_by, 160)}.")
     else:
         lines.append("Customer: not identified yet.")
+        for cand in state.candidates[:3]:
+            lines.append(
+                f"Possible caller, NOT confirmed: {cand.customer.name} ({cand.customer.customer_id}): "
+                f"{_clip(cand.reason, 120)}. Have the agent confirm (e.g. the email on file) before using it."
+            )
+    for near in state.order_candidates[:3]:
+        lines.append(
+            f"Order number heard as {near.heard} is not on file; it may be {near.order.order_number} "
+            f"({_clip(near.reason, 80)}). Have the agent confirm it before acting on that order."
+        )
     if state.topics:
         topics = [_enum_label(events_pb2.Topic.Name(t), "TOPIC_") for t in state.topics]
         lines.append("Topics so far: " + ", ".join(topics) + ".")
@@ -232,7 +233,10 @@ def build_summary_messages(
 
 def tool_result_text(call: events_pb2.ToolCall, limit: int) -> str:
     """What the model reads back from a tool: the result JSON, or the error in words."""
-    if call.status in (events_pb2.TOOL_CALL_STATUS_SUCCEEDED, events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION):
+    if call.status in (
+        events_pb2.TOOL_CALL_STATUS_SUCCEEDED,
+        events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION,
+    ):
         # A proposed write tool reads back as awaiting the agent's confirmation.
         text = json.dumps(result_dict(call), ensure_ascii=False, separators=(",", ":"))
     else:
@@ -286,17 +290,3 @@ def sources_from_tool_calls(calls: Iterable[events_pb2.ToolCall]) -> list[events
                 title = str(hit.get("title", ""))
                 add(events_pb2.Source(kind=events_pb2.SOURCE_KIND_ARTICLE, id=article, title=title))
     return out
-
-
-def extractive_summary(state: ConversationState) -> str:
-    """A summary from the state alone, for when the model is unavailable and
-    no fallback assistant is configured."""
-    customer_turns = [t.text for t in state.turns if t.role == common_pb2.SPEAKER_ROLE_CUSTOMER]
-    agent_turns = [t.text for t in state.turns if t.role == common_pb2.SPEAKER_ROLE_AGENT]
-    topics = ", ".join(_enum_label(events_pb2.Topic.Name(t), "TOPIC_") for t in state.topics)
-    reason = topics or (_clip(customer_turns[0], 160) if customer_turns else "not stated")
-    actions = "; ".join(_clip(s, 160) for s in state.suggestions[-2:]) or "none recorded"
-    resolution = _clip(agent_turns[-1], 200) if agent_turns else "none recorded"
-    return guard_card_numbers(
-        f"Reason for contact: {reason}\nActions: {actions}\nResolution: {resolution}\nFollow-ups: none recorded"
-    )

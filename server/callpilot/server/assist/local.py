@@ -13,9 +13,10 @@ when nothing is known yet it suggests the question that would unlock them.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,12 +24,18 @@ from typing import Any
 from callpilot.v1 import common_pb2, directory_pb2, events_pb2
 from google.protobuf import json_format
 
+from ..context.backchannel import BACKCHANNEL_WORDS as _BACKCHANNEL_WORDS
+from ..context.backchannel import PLACEHOLDER_RE as _PLACEHOLDER_RE
+from ..context.backchannel import is_backchannel
+from ..context.backchannel import words as _words
 from ..context.entities import extract_entities
 from ..context.numbers import normalise_numbers
 from ..context.topics import detect_topics
 from ..context.wordlists import wordset as _wordset
 from ..directory import Directory
 from .base import Assistant, AssistOutput, AssistRequest, ConversationState, Turn
+from .grounding import ground_local
+from .summary import extractive_summary, first_sentence, sentences_of
 from .tools import ToolBox, result_dict
 
 __all__ = ["LocalAssistant", "is_backchannel"]
@@ -36,16 +43,6 @@ __all__ = ["LocalAssistant", "is_backchannel"]
 _CUSTOMER = common_pb2.SPEAKER_ROLE_CUSTOMER
 _T = events_pb2  # topic and entity enums live here
 
-# Whole utterances made only of these words carry nothing to act on.
-_BACKCHANNEL_WORDS = _wordset(
-    """
-    uh huh uh-huh mm mmm hmm hm mhm mm-hmm um umm er ah oh okay ok k alright all right yes yeah yep
-    yup ya no nope nah thanks thank you so much very cheers right sure got it i see cool great perfect
-    fine good sounds please bye goodbye hello hi hey well that's that is correct exactly true wow
-    one moment sec second hold on a just let me
-    """
-)
-_MAX_BACKCHANNEL_WORDS = 5
 # Dropped from knowledge-base queries: they match every article.
 _QUERY_STOP_WORDS = _wordset(
     """
@@ -73,7 +70,6 @@ _SLA_RE = re.compile(
     r"|\bescalat\w*",
     re.IGNORECASE,
 )
-_PLACEHOLDER_RE = re.compile(r"\[[A-Z_]+\]")
 _DAYS_RE = re.compile(r"\b(\d{1,3})(?:[- ]|\s+calendar\s+|\s+)days?\b", re.IGNORECASE)
 # A stated range ("card refunds then take 5-7 business days") is how long the
 # customer waits for their money; a single figure elsewhere in the text is
@@ -86,21 +82,6 @@ _ORDER_TOPICS = (_T.TOPIC_REFUND, _T.TOPIC_RETURN, _T.TOPIC_SHIPPING, _T.TOPIC_C
 _CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£"}
 _HISTORY_CALLS = 256  # calls whose lookups are remembered for their summary
 _MAX_LOOKED_UP = 50
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z]+(?:['-][a-z]+)*|\d", text.lower().replace("\u2019", "'"))
-
-
-def is_backchannel(text: str) -> bool:
-    """True for "uh-huh", "okay thanks", "yes please" and other utterances with nothing to act on."""
-    cleaned = _PLACEHOLDER_RE.sub(" ", text)
-    if any(ch.isdigit() for ch in cleaned):
-        return False  # numbers are information ("78901")
-    words = _words(cleaned)
-    if not words or sum(len(w) for w in words) < 3:
-        return True
-    return len(words) <= _MAX_BACKCHANNEL_WORDS and all(w in _BACKCHANNEL_WORDS for w in words)
 
 
 def _fmt_date(d: date) -> str:
@@ -140,12 +121,6 @@ def _refund_terms(policy: directory_pb2.Policy | None) -> str:
     return clause
 
 
-def _first_sentence(text: str, limit: int = 220) -> str:
-    m = re.match(r"(.+?[.!?])(?:\s|$)", text.strip(), re.DOTALL)
-    sentence = (m.group(1) if m else text.strip()).replace("\n", " ")
-    return sentence if len(sentence) <= limit else sentence[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
 def _policy_name(kind: str) -> str:
     return {"sla": "service-level"}.get(kind, kind)
 
@@ -157,16 +132,25 @@ class _Facts:
     customer: directory_pb2.Customer | None = None
     customer_orders: list[directory_pb2.Order] = field(default_factory=list)
     customer_failed: bool = False
+    # A customer record looked up only to be offered for confirmation.
+    candidate: directory_pb2.Customer | None = None
     order: directory_pb2.Order | None = None
     order_failed: str = ""
     policies: dict[str, directory_pb2.Policy] = field(default_factory=dict)
     articles: list[dict[str, Any]] = field(default_factory=list)
 
-    def absorb(self, call: events_pb2.ToolCall, arguments: dict[str, Any]) -> None:
+    def absorb(
+        self, call: events_pb2.ToolCall, arguments: dict[str, Any], *, candidate: bool = False
+    ) -> None:
         ok = call.status == events_pb2.TOOL_CALL_STATUS_SUCCEEDED
         result = result_dict(call)
-        if call.tool_name == "lookup_customer":
-            if ok:
+        if call.tool_name == "lookup_customer" and candidate:
+            if ok and "customer" in result:
+                self.candidate = json_format.ParseDict(
+                    result["customer"], directory_pb2.Customer(), ignore_unknown_fields=True
+                )
+        elif call.tool_name == "lookup_customer":
+            if ok and "customer" in result:
                 self.customer = json_format.ParseDict(
                     result["customer"], directory_pb2.Customer(), ignore_unknown_fields=True
                 )
@@ -199,14 +183,22 @@ class _CallMemory:
     # a name alone does not identify a caller for it).
     customer: directory_pb2.Customer | None = None
     looked_up: list[str] = field(default_factory=list)
+    # Candidates already offered to the agent: each is offered once per call.
+    offered: set[str] = field(default_factory=set)
+    # Lookups that found nothing: not run again with the same arguments this call.
+    not_found: set[str] = field(default_factory=set)
 
     def record(self, call: events_pb2.ToolCall, arguments: dict[str, Any], facts: _Facts) -> None:
+        if call.status == events_pb2.TOOL_CALL_STATUS_FAILED and call.error.startswith("no "):
+            self.not_found.add(_call_key(call.tool_name, arguments))
         if call.status != events_pb2.TOOL_CALL_STATUS_SUCCEEDED:
             what = f"{call.tool_name.replace('_', ' ')} ({call.error})"
         elif call.tool_name == "get_order_details":
             what = f"order {arguments.get('order_number', '')}"
         elif call.tool_name == "check_policy":
             what = f"{_policy_name(str(arguments.get('policy_type', '')))} policy"
+        elif call.tool_name == "lookup_customer" and facts.candidate is not None:
+            what = f"candidate customer {facts.candidate.customer_id}"
         elif call.tool_name == "lookup_customer" and facts.customer is not None:
             self.customer = facts.customer
             what = f"customer {facts.customer.customer_id}"
@@ -227,6 +219,10 @@ class _Sources:
             self.items.append(events_pb2.Source(kind=kind, id=id_, title=title))
 
 
+def _call_key(name: str, arguments: dict[str, Any]) -> str:
+    return name + json.dumps(arguments, sort_keys=True, default=str)
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     calls: list[tuple[str, dict[str, Any]]]
@@ -234,6 +230,14 @@ class _Plan:
     order_number: str
     # Who the caller was known to be before this response's tools ran.
     known: directory_pb2.Customer | None
+    # A customer who may be the caller, to offer for confirmation (not to take).
+    candidate: events_pb2.CustomerCandidate | None = None
+    # `order_number` is a near miss of what was heard: confirm it first.
+    order_candidate: events_pb2.OrderCandidate | None = None
+    # An order number already looked up and not found this call.
+    order_not_found: str = ""
+    # An order number heard that is not one of the identified caller's orders.
+    not_theirs: str = ""
 
 
 class LocalAssistant(Assistant):
@@ -274,19 +278,37 @@ class LocalAssistant(Assistant):
         """
         trigger_segment_id = request.trigger.segment_id if request.trigger else ""
         memory = self._memory(request.state.call_id)
-        plan = self._plan(request, memory.customer)
+        plan = self._plan(request, memory)
         facts = _Facts()
         proposed: list[events_pb2.ToolCall] = []
+        tool_calls: list[events_pb2.ToolCall] = []
         for name, arguments in plan.calls:
             call = await self._toolbox.run(name, arguments, trigger_segment_id=trigger_segment_id)
+            tool_calls.append(call)
             if call.status == events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION:
                 proposed.append(call)
                 yield call
                 continue
+            is_candidate = (
+                plan.candidate is not None
+                and name == "lookup_customer"
+                and arguments.get("customer_id") == plan.candidate.customer.customer_id
+            )
+            facts.absorb(call, arguments, candidate=is_candidate)
+            memory.record(call, arguments, facts)
+            yield call
+        if self._days_past_window(plan, facts) > 0 and "warranty" not in facts.policies:
+            # Outside the return window: what the policies do allow instead.
+            arguments = {"policy_type": "warranty"}
+            call = await self._toolbox.run("check_policy", arguments, trigger_segment_id=trigger_segment_id)
+            tool_calls.append(call)
             facts.absorb(call, arguments)
             memory.record(call, arguments, facts)
             yield call
         text, sources = self._compose(request, plan, facts, memory.customer)
+        if facts.candidate is not None:
+            memory.offered.add(facts.candidate.customer_id)
+        text = ground_local(text, request.state, tool_calls, self._now().astimezone(UTC))
         if proposed:
             subjects = "; ".join(f"\u201c{c.arguments['subject']}\u201d" for c in proposed)
             text = (
@@ -307,7 +329,8 @@ class LocalAssistant(Assistant):
     async def summarise(self, state: ConversationState) -> str:
         """An extractive summary: who called, why (their own words), what was
         looked up, what the agent offered and promised, and how they felt."""
-        return self._summary(state)
+        memory = self._calls.get(state.call_id) or _CallMemory()
+        return extractive_summary(state, customer=memory.customer, looked_up=memory.looked_up)
 
     # -- planning -------------------------------------------------------------------
 
@@ -320,9 +343,9 @@ class LocalAssistant(Assistant):
         self._calls.move_to_end(call_id)
         return memory
 
-    def _plan(self, request: AssistRequest, identified: directory_pb2.Customer | None) -> _Plan:
+    def _plan(self, request: AssistRequest, memory: _CallMemory) -> _Plan:
         state = request.state
-        known = state.customer or identified
+        known = state.customer or memory.customer
         text = request.trigger.text if request.trigger else ""
         if request.query:
             text = f"{text} {request.query}".strip()
@@ -339,22 +362,47 @@ class LocalAssistant(Assistant):
             return ""
 
         calls: list[tuple[str, dict[str, Any]]] = []
-        order_number = latest(_T.ENTITY_TYPE_ORDER_NUMBER)
+        # The order the context engine resolved beats the raw number heard; a
+        # near miss of one of the customer's orders is looked up to be confirmed.
+        order_candidate = (
+            state.order_candidates[0] if state.order is None and state.order_candidates else None
+        )
+        if state.order is not None:
+            order_number = state.order.order_number
+        elif order_candidate is not None:
+            order_number = order_candidate.order.order_number
+        else:
+            order_number = latest(_T.ENTITY_TYPE_ORDER_NUMBER)
+        not_theirs = ""
+        if order_number and state.order is None and order_candidate is None and state.customer is not None:
+            # The context engine matched it against the caller's orders: neither
+            # it nor a near miss is theirs, and another customer's order is never read out.
+            not_theirs, order_number = order_number, ""
+        candidate: events_pb2.CustomerCandidate | None = None
         if known is None:
-            for entity_type, key in (
-                (_T.ENTITY_TYPE_EMAIL, "email"),
-                (_T.ENTITY_TYPE_PHONE_NUMBER, "phone"),
-                (_T.ENTITY_TYPE_PERSON_NAME, "name"),
-            ):
-                value = latest(entity_type)
-                if value:
-                    calls.append(("lookup_customer", {key: value}))
-                    break
+            fresh = [c for c in state.candidates if c.customer.customer_id not in memory.offered]
+            if fresh:
+                candidate = fresh[0]
+                calls.append(("lookup_customer", {"customer_id": candidate.customer.customer_id}))
+            elif not state.candidates:
+                for entity_type, key in (
+                    (_T.ENTITY_TYPE_EMAIL, "email"),
+                    (_T.ENTITY_TYPE_PHONE_NUMBER, "phone"),
+                    (_T.ENTITY_TYPE_PERSON_NAME, "name"),
+                ):
+                    value = latest(entity_type)
+                    if value and _call_key("lookup_customer", {key: value}) not in memory.not_found:
+                        calls.append(("lookup_customer", {key: value}))
+                        break
         elif not order_number and any(t in _ORDER_TOPICS for t in topics):
             # A known customer with an order problem but no number: offer their latest orders.
             calls.append(("lookup_customer", {"customer_id": known.customer_id}))
+        order_not_found = ""
         if order_number:
-            calls.append(("get_order_details", {"order_number": order_number}))
+            if _call_key("get_order_details", {"order_number": order_number}) in memory.not_found:
+                order_not_found, order_number = order_number, ""
+            else:
+                calls.append(("get_order_details", {"order_number": order_number}))
 
         policy_types: list[str] = []
         if _T.TOPIC_REFUND in topics:
@@ -386,7 +434,16 @@ class LocalAssistant(Assistant):
             query = self._search_query(request.query or text)
             if query:
                 calls.append(("search_knowledge", {"query": query}))
-        return _Plan(calls, topics, order_number, known)
+        return _Plan(
+            calls,
+            topics,
+            order_number,
+            known,
+            candidate=candidate,
+            order_candidate=order_candidate,
+            order_not_found=order_not_found,
+            not_theirs=not_theirs,
+        )
 
     @staticmethod
     def _search_query(text: str) -> str:
@@ -407,10 +464,30 @@ class LocalAssistant(Assistant):
                 f"The caller is {customer.name} ({customer.customer_id}, {customer.tier or 'standard'} tier, {customer.status or 'active'} account)."
             )
             sources.add(events_pb2.SOURCE_KIND_CUSTOMER, customer.customer_id, customer.name)
+        if facts.candidate is not None and plan.candidate is not None:
+            c = facts.candidate
+            heard = _heard_name(plan.candidate.reason)
+            sentences.append(
+                f"{heard + '? ' if heard else ''}The closest customer on file is {c.name} ({c.customer_id}): "
+                f"{plan.candidate.reason}. Not confirmed — ask the caller for the email address on the "
+                "account and check it matches before using this record."
+            )
+            sources.add(events_pb2.SOURCE_KIND_CUSTOMER, c.customer_id, c.name)
 
         used_policies: set[str] = set()
-        if facts.order is not None:
+        if facts.order is not None and plan.order_candidate is not None:
+            sentences.append(self._confirm_order_sentence(facts.order, plan.order_candidate))
+            sentences.append(
+                "If so: " + self._order_sentence(facts.order, topics, facts, sources, used_policies)
+            )
+        elif facts.order is not None:
             sentences.append(self._order_sentence(facts.order, topics, facts, sources, used_policies))
+        elif plan.not_theirs:
+            first = (plan.known.name.split() or ["the customer"])[0] if plan.known else "the customer"
+            sentences.append(
+                f"Order {plan.not_theirs} is not one of {first}'s orders; ask them to read the number again "
+                "from their order confirmation email."
+            )
         elif facts.order_failed:
             sentences.append(
                 f"Order {facts.order_failed} is not in the system. Ask the customer to read the order number again; "
@@ -434,7 +511,7 @@ class LocalAssistant(Assistant):
                 sentences.append(f"{policy.title or 'Refund policy'}: customers get {_refund_terms(policy)}.")
             else:
                 sentences.append(
-                    f"{policy.title or _policy_name(kind).capitalize() + ' policy'}: {_first_sentence(policy.body)}"
+                    f"{policy.title or _policy_name(kind).capitalize() + ' policy'}: {first_sentence(policy.body)}"
                 )
             sources.add(
                 events_pb2.SOURCE_KIND_POLICY,
@@ -444,15 +521,53 @@ class LocalAssistant(Assistant):
 
         if facts.articles:
             hit = facts.articles[0]
-            sentences.append(f"From \u201c{hit['title']}\u201d: {_first_sentence(str(hit['snippet']), 300)}")
+            sentences.append(f"From \u201c{hit['title']}\u201d: {first_sentence(str(hit['snippet']), 300)}")
             sources.add(events_pb2.SOURCE_KIND_ARTICLE, str(hit["article_id"]), str(hit["title"]))
 
-        if facts.order is None and not facts.order_failed:
+        if (
+            facts.order is None
+            and not facts.order_failed
+            and not plan.order_not_found
+            and not plan.not_theirs
+        ):
             question = self._clarifying_question(plan, topics, facts, bool(sentences))
             if question:
                 sentences.append(question)
-        text = " ".join(s.strip() for s in sentences if s.strip())
+        sentences = [s.strip() for s in sentences if s.strip()]
+        # What an earlier suggestion of this call already said is not said again
+        # (unless nothing new is left: then the last point stands).
+        said = {x for earlier in request.state.suggestions for x in sentences_of(earlier)}
+        fresh = [x for x in sentences if not set(sentences_of(x)) <= said]
+        text = " ".join(fresh or sentences[-1:])
         return text, sources.items
+
+    def _days_past_window(self, plan: _Plan, facts: _Facts) -> int:
+        """Days a delivered order the caller wants to return is past the return window (0 if not)."""
+        order, policy = facts.order, facts.policies.get("return")
+        if order is None or policy is None or not order.HasField("delivered_time"):
+            return 0
+        if not any(t in plan.topics for t in (_T.TOPIC_REFUND, _T.TOPIC_RETURN)):
+            return 0
+        window = _policy_days(policy)
+        if window is None:
+            return 0
+        delivered = order.delivered_time.ToDatetime(tzinfo=UTC).date()
+        return max(0, (self._now().astimezone(UTC).date() - delivered).days - window)
+
+    def _confirm_order_sentence(self, order: directory_pb2.Order, near: events_pb2.OrderCandidate) -> str:
+        """ "Order 7891 is not on file; did they mean 78901, the Wireless Headphones delivered 2 Nov 2026?" """
+        items = [i.name for i in order.items if i.name]
+        what = f", the {items[0]}" if items else ""
+        when = ""
+        if order.HasField("delivered_time"):
+            when = f" delivered {_fmt_date(order.delivered_time.ToDatetime(tzinfo=UTC).date())}"
+        elif order.HasField("order_time"):
+            when = f" ordered {_fmt_date(order.order_time.ToDatetime(tzinfo=UTC).date())}"
+        how = near.reason.split(";")[0]
+        return (
+            f"Order {near.heard} is not on file; did they mean {order.order_number}{what}{when} ({how})? "
+            "Confirm with the customer."
+        )
 
     def _order_label(self, order: directory_pb2.Order) -> str:
         items = [i.name for i in order.items if i.name]
@@ -516,9 +631,17 @@ class LocalAssistant(Assistant):
                 else:
                     offer = "you can start a return"
                 return f"{head}; it is within the {window}-day return window ({days} days since delivery), so {offer}."
+            # Said once, with no refund offer after it: the refund policy's terms do not apply.
+            used_policies.add("refund")
+            outside = f"{head}, {days} days ago, which is outside the {window}-day return window, so a standard refund does not apply"
+            warranty = facts.policies.get("warranty")
+            if warranty is None:
+                return outside + "; ask a supervisor about an exception."
+            used_policies.add("warranty")
+            sources.add(events_pb2.SOURCE_KIND_POLICY, "warranty", warranty.title or "Warranty policy")
             return (
-                f"{head}, {days} days ago, which is outside the {window}-day return window, so a standard "
-                "refund does not apply; check the warranty or ask a supervisor about an exception."
+                f"{outside}. What the {warranty.title or 'warranty policy'} allows instead: "
+                f"{first_sentence(warranty.body)}"
             )
         if wants_refund or wants_return or _T.TOPIC_CANCELLATION in topics:
             if status in ("processing", "pending", "placed", "open", ""):
@@ -561,70 +684,11 @@ class LocalAssistant(Assistant):
         n = self._words_per_delta
         return ["".join(words[i : i + n]) for i in range(0, len(words), n)] or [text]
 
-    # -- summary --------------------------------------------------------------------
 
-    def _summary(self, state: ConversationState) -> str:
-        lines: list[str] = []
-        memory = self._calls.get(state.call_id) or _CallMemory()
-        c = state.customer or memory.customer
-        lines.append(
-            f"Customer: {c.name} ({c.customer_id})." if c is not None else "Customer: not identified."
-        )
-
-        topics = [events_pb2.Topic.Name(t).removeprefix("TOPIC_").lower() for t in state.topics]
-        reason = next((t.text for t in state.turns if t.role == _CUSTOMER and not is_backchannel(t.text)), "")
-        parts = []
-        if topics:
-            parts.append(", ".join(topics))
-        if reason:
-            parts.append(f"\u201c{_first_sentence(reason, 160)}\u201d")
-        lines.append("Reason for contact: " + (" — ".join(parts) if parts else "not stated") + ".")
-
-        looked_up = memory.looked_up or _mentioned(state.entities)
-        lines.append("Looked up: " + ("; ".join(looked_up) if looked_up else "nothing") + ".")
-
-        # Extractive: the agent's own sentences that commit to something (future
-        # tense) are follow-ups; the others that name a remedy are the resolution.
-        agent_sentences = [
-            sentence for t in state.turns if t.role != _CUSTOMER for sentence in _sentences(t.text)
-        ]
-        follow_ups = list(dict.fromkeys(x for x in agent_sentences if _FOLLOW_UP_RE.search(x)))
-        resolution = [
-            x for x in dict.fromkeys(agent_sentences) if _RESOLUTION_RE.search(x) and x not in follow_ups
-        ]
-        if not resolution and state.suggestions:
-            resolution = [_first_sentence(state.suggestions[-1], 200)]
-        lines.append("Resolution offered: " + (" ".join(resolution[-3:]) if resolution else "none recorded."))
-        lines.append("Follow-ups: " + (" ".join(follow_ups[-3:]) if follow_ups else "none recorded."))
-        if state.sentiment != events_pb2.SENTIMENT_UNSPECIFIED:
-            mood = events_pb2.Sentiment.Name(state.sentiment).removeprefix("SENTIMENT_").lower()
-            lines.append(f"Customer sentiment at the end: {mood}.")
-        return "\n".join(lines)
-
-
-_RESOLUTION_RE = re.compile(
-    r"\b(?:refund\w*|replac\w*|return label|exchange|cancel\w*|credit\w*|reship\w*|send (?:you )?a new|fixed|resolved)\b",
-    re.IGNORECASE,
-)
-_FOLLOW_UP_RE = re.compile(
-    r"\b(?:i'll|i will|we'll|we will|you'll (?:get|receive)|you will (?:get|receive)|follow(?:ing)? up|"
-    r"call you back|email you|send you)\b",
-    re.IGNORECASE,
-)
-
-
-def _sentences(text: str) -> list[str]:
-    found = (m.strip() for m in re.findall(r"[^.!?]+[.!?]*", text))
-    return [f if f[-1] in ".!?" else f + "." for f in found if f]
-
-
-def _mentioned(entities: Iterable[events_pb2.Entity]) -> list[str]:
-    names = {
-        events_pb2.ENTITY_TYPE_ORDER_NUMBER: "order",
-        events_pb2.ENTITY_TYPE_EMAIL: "email",
-        events_pb2.ENTITY_TYPE_PHONE_NUMBER: "phone",
-    }
-    return [f"{names[e.type]} {e.value}" for e in entities if e.type in names]
+def _heard_name(reason: str) -> str:
+    """The name as heard, from a candidate's reason ('name "Maria Garsha" sounds like ...')."""
+    m = re.match(r'name "([^"]+)"', reason)
+    return m.group(1) if m else ""
 
 
 def _ticket_subject(text: str, order_number: str) -> str:

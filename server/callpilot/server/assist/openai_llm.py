@@ -44,6 +44,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam, C
 
 from ..errors import ConfigError
 from .base import Assistant, AssistantUnavailable, AssistOutput, AssistRequest, ConversationState, Turn
+from .grounding import ground, grounding_notice
 from .llm_prompt import (
     PromptLimits,
     build_messages,
@@ -234,6 +235,11 @@ class OpenAIAssistant(Assistant):
                 )
         if not text.strip():
             raise _TurnFailed("returned no suggestion")
+        # Facts no tool returned are flagged before the agent can rely on them (assist.grounding).
+        checked = ground(text, request.state, tool_calls, request.state.call_date, flag=True)
+        if checked.ungrounded:
+            text = checked.text
+            yield grounding_notice(len(checked.ungrounded))
         yield events_pb2.SuggestionCompleted(
             suggestion_id=suggestion_id,
             text=text,

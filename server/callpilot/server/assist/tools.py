@@ -27,6 +27,7 @@ from callpilot.v1 import directory_pb2, events_pb2
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 
+from ..context.identify import customer_candidates
 from ..directory import Directory, DirectoryWriter
 from ..errors import CallpilotError
 
@@ -51,7 +52,9 @@ TOOL_SPECS: list[dict[str, Any]] = [
             "name": "lookup_customer",
             "description": (
                 "Find the caller's customer record, with their recent orders and tickets. "
-                "Give the customer id if known, else the email address or phone number, else the name."
+                "Give the customer id if known, else the email address or phone number, else the name. "
+                "A name with no exact match returns `candidates` (similar-sounding customers) to confirm "
+                "with the caller, not a customer."
             ),
             "parameters": {
                 "type": "object",
@@ -329,6 +332,24 @@ class ToolBox:
             matches = await self._directory.search_customers(name, limit=_RELATED_LIMIT)
             customer, others = (matches[0], matches[1:]) if matches else (None, [])
             what = f"name {name!r}"
+            if customer is None:
+                # Names come from speech recognition: offer who it may have been, never take them.
+                candidates = await customer_candidates(self._directory, name)
+                if candidates:
+                    return {
+                        "candidates": [
+                            {
+                                "customer": message_to_dict(c.customer),
+                                "score": round(c.score, 1),
+                                "reason": c.reason,
+                            }
+                            for c in candidates
+                        ],
+                        "note": (
+                            f"no customer is named exactly {name!r}; these sound similar. Confirm with the "
+                            "caller (for example the email address on file) before using one."
+                        ),
+                    }
         else:
             raise ToolError("give one of customer_id, email, phone or name")
         if customer is None:

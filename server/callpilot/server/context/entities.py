@@ -18,7 +18,7 @@ from callpilot.v1 import events_pb2
 from .numbers import NumberKind, NumberSpan, find_numbers
 from .wordlists import wordset as _wordset
 
-__all__ = ["extract_entities"]
+__all__ = ["email_variants", "extract_entities"]
 
 _ORDER = events_pb2.ENTITY_TYPE_ORDER_NUMBER
 _MONEY = events_pb2.ENTITY_TYPE_MONEY
@@ -58,8 +58,23 @@ def _spoken_to_address(local: str, domain: str) -> str:
 # --- names -------------------------------------------------------------------
 
 _NAME_INTRO_RE = re.compile(
-    r"\b(?P<intro>my name is|my name's|name is|the name is|this is|i'm|i am|it's)\s+", re.IGNORECASE
+    r"\b(?P<intro>my name is|my name's|name is|the name is|name's|spelled|spelt|this is|i'm|i am|it's)"
+    r"(?:\s+as)?\s+",
+    re.IGNORECASE,
 )
+# Letters spelled out one by one ("g a r c i a", "G-A-R-C-I-A", "g. a. r."): three or more.
+_SPELLED_RE = re.compile(r"\b[a-z](?:(?:\.?[ \t]+|\.|-)[a-z]\b){2,}\.?", re.IGNORECASE)
+
+
+def collapse_spelling(text: str) -> str:
+    """ "g a r c i a" -> "garcia": callers spell names and email addresses letter by letter."""
+
+    def join(m: re.Match[str]) -> str:
+        return "".join(ch for ch in m.group(0) if ch.isalpha())
+
+    return _SPELLED_RE.sub(join, text)
+
+
 _NAME_WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 # Common words that follow "this is" / "I'm" / "my name is" and are not names.
 _NOT_NAMES = _wordset(
@@ -69,7 +84,7 @@ _NOT_NAMES = _wordset(
     could did do does doing done down for from frustrated fine getting glad going good gone got
     had happy has have having he her here him his how however i if in interested into is it its
     just kind last like literally looking me mine more most much my need new no not now of off
-    ok okay on one only or our out over phoning please pretty quite rather really regarding ridiculous
+    ok okay on one only or our out over phoning please spelled spelt pretty quite rather really regarding ridiculous
     ringing right same she should so sorry still such sure than that the their them then there
     these they this those to too trying unhappy up upset us very waiting was we well were what
     when where which who why will with wondering worried would yeah yes yet you your
@@ -123,7 +138,8 @@ def _number_entities(text: str, span: NumberSpan, segment_id: str) -> list[_Foun
             _Found(p.start, p.end, _entity(_ORDER, p.digits, text[p.start : p.end], segment_id))
             for p in written
         ]
-    if order_cue and 5 <= len(digits) <= 10:
+    # After "order" a four-digit number is still an order number: often one heard with a digit missing.
+    if order_cue and 4 <= len(digits) <= 10:
         return [_Found(span.start, span.end, _entity(_ORDER, digits, span.text, segment_id))]
     if len(digits) == 10 or (len(digits) == 11 and digits.startswith("1")):
         return [_Found(span.start, span.end, _entity(_PHONE, digits, span.text, segment_id))]
@@ -132,8 +148,35 @@ def _number_entities(text: str, span: NumberSpan, segment_id: str) -> list[_Foun
     return []
 
 
+# "my email is maria.garcia.example.com": a recogniser that dropped the "at".
+# The value keeps the dots without an "@"; the context engine tries each dot
+# as the "@" (see `email_variants`).
+_HEARD_EMAIL_RE = re.compile(
+    rf"\b(?:e-?mail|email address|e-mail address)(?: address)?\s+(?:is\s+|was\s+|it's\s+)?"
+    rf"(?P<addr>{_LABEL}(?:{_SEP}{_LABEL}){{2,}}?\s*(?:\.|\bdot\b)\s*(?:{'|'.join(_TLDS)}))\b",
+    re.IGNORECASE,
+)
+
+
+def email_variants(value: str) -> list[str]:
+    """Addresses a heard email may be: itself if it has an "@", else each
+    dot before the domain read as the "@" ("a.b.example.com" ->
+    "a@b.example.com", "a.b@example.com")."""
+    if "@" in value:
+        return [value]
+    labels = value.split(".")
+    return [".".join(labels[:i]) + "@" + ".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+
+
 def _emails(text: str, segment_id: str) -> list[_Found]:
     found: list[_Found] = []
+    for m in _HEARD_EMAIL_RE.finditer(text):
+        if "@" in m.group(0) or re.search(r"\s+at\s+", m.group("addr")):
+            continue
+        value = _spoken_to_address(m.group("addr"), "").rstrip("@")
+        found.append(
+            _Found(m.start("addr"), m.end("addr"), _entity(_EMAIL, value, m.group("addr"), segment_id))
+        )
     for m in _EMAIL_RE.finditer(text):
         local = m.group("local")
         if local.lower() in _NOT_NAMES:
@@ -174,6 +217,8 @@ def _names(text: str, segment_id: str) -> list[_Found]:
 
 
 def _title(word: str) -> str:
+    if len(word) > 1 and word.isupper():  # spelled out: "GARCIA"
+        return word.capitalize()
     return word if any(c.isupper() for c in word) else word[:1].upper() + word[1:]
 
 
@@ -184,10 +229,12 @@ def _overlaps(a: _Found, spans: list[_Found]) -> bool:
 def extract_entities(text: str, *, segment_id: str = "", names: bool = True) -> list[events_pb2.Entity]:
     """Entities mentioned in `text`, in order of appearance.
 
-    `names=False` skips person names: an agent's "this is John" names the
+    Letters spelled one by one are read as the word they spell first
+    (entity `text` is then the collapsed form). `names=False` skips person names: an agent's "this is John" names the
     agent, not the customer, so the context engine only takes names from
     customer turns.
     """
+    text = collapse_spelling(text)
     emails = _emails(text, segment_id)
     found: list[_Found] = list(emails)
     for span in find_numbers(text):

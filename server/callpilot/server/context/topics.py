@@ -113,14 +113,36 @@ _COMPILED = tuple((topic, re.compile("|".join(f"(?:{p})" for p in patterns))) fo
 _PLACEHOLDER_RE = re.compile(r"\[[A-Z_]+\]")
 
 
+# An item that arrived damaged is a return/refund call (the return policy covers
+# it), not a delivery question or a troubleshooting one: "arrived broken",
+# "came with a cracked screen", "was damaged when it was delivered".
+_DAMAGED_ON_ARRIVAL_RE = re.compile(
+    r"\b(?:arriv\w*|came|delivered|showed up|turned up|got here|received it|opened (?:it|the box))\b"
+    r"(?:\W+\w+){0,4}?\W+(?:broken|damaged|cracked|smashed|shattered|dented|defective|faulty|in pieces|torn)\b"
+    r"|\b(?:broken|damaged|cracked|smashed|shattered|dented|defective)\b(?:\W+\w+){0,5}?\W+"
+    r"(?:when (?:it|they) (?:arrived|came|was delivered|were delivered)|on arrival|in the box)\b"
+)
+_NOT_WHEN_DAMAGED = (events_pb2.TOPIC_SHIPPING, events_pb2.TOPIC_TECHNICAL)
+
+
 def detect_topics(text: str) -> list[events_pb2.Topic.ValueType]:
-    """Topics mentioned in `text`, in order of first mention, without duplicates."""
+    """Topics mentioned in `text`, in order of first mention, without duplicates.
+
+    Words inside a damaged-on-arrival phrase count for a return, not for
+    shipping or technical ("the tablet arrived with a cracked screen").
+    """
     # Redaction placeholders ("[CARD_NUMBER]") are not the caller's words.
     lowered = _PLACEHOLDER_RE.sub(" ", text).lower().replace("\u2019", "'")
+    damaged = [(m.start(), m.end()) for m in _DAMAGED_ON_ARRIVAL_RE.finditer(lowered)]
     hits: list[tuple[int, events_pb2.Topic.ValueType]] = []
+    if damaged:
+        hits.append((damaged[0][0], events_pb2.TOPIC_RETURN))
     for topic, regex in _COMPILED:
-        m = regex.search(lowered)
-        if m is not None:
-            hits.append((m.start(), topic))
+        for m in regex.finditer(lowered):
+            if topic in _NOT_WHEN_DAMAGED and any(s <= m.start() < e for s, e in damaged):
+                continue
+            if not any(t == topic for _, t in hits):
+                hits.append((m.start(), topic))
+            break
     hits.sort(key=lambda h: h[0])
     return [topic for _, topic in hits]

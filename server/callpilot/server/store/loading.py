@@ -12,6 +12,7 @@ from importlib import resources
 
 from callpilot.server.store import convert, schema
 from callpilot.server.store.base import StoreBase
+from callpilot.server.store.demo_dates import date_demo_document
 from callpilot.server.store.importer import (
     DataDocument,
     ImportReport,
@@ -102,14 +103,16 @@ class DataLoading(StoreBase):
         return report
 
     async def seed_demo_data(self) -> ImportReport | None:
-        """Import the packaged demo data if this tenant's directory is empty.
+        """Import the packaged demo data if this tenant's directory is empty,
+        its orders and tickets dated relative to today (`store.demo_dates`).
 
         Returns what was imported, or None when the directory already had
         data. Two servers starting together must not both seed: SQLite's
         write lock (BEGIN IMMEDIATE) serialises them, and on PostgreSQL a
         per-tenant advisory lock does, so the second one finds data.
         """
-        doc = await asyncio.to_thread(load_demo_document)
+        # Dated relative to today, so the demo call gives the same answer on any day.
+        doc = date_demo_document(await asyncio.to_thread(load_demo_document), convert.now_utc().date())
         async with self._write() as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(

@@ -27,9 +27,11 @@ the bottom of this module and in tests/store/test_store_protocols.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from callpilot.server.store import fuzzy
 from callpilot.server.store.base import DEFAULT_TENANT, Shared
 from callpilot.server.store.calls import DEFAULT_PAGE_SIZE, CallRecords
 from callpilot.server.store.directory_queries import DirectoryQueries
@@ -45,9 +47,10 @@ from callpilot.server.store.feedback import Feedback
 from callpilot.server.store.importer import DataImportError, ImportReport
 from callpilot.server.store.loading import DataLoading, load_demo_document
 from callpilot.server.store.migrate import upgrade_to_head
+from callpilot.v1 import directory_pb2
 
 if TYPE_CHECKING:
-    from callpilot.server.directory import Directory, DirectoryWriter
+    from callpilot.server.directory import Directory, DirectoryWriter, FuzzyDirectory
     from callpilot.server.store.protocols import CallLog
 
 
@@ -102,11 +105,26 @@ class Store(DirectoryQueries, CallRecords, EventLog, Feedback, DataLoading):
         """A Store for another tenant on the same pool; closing either closes both."""
         return Store(self._shared, tenant_id)
 
+    # --- matching what was heard (directory.FuzzyDirectory; queries in store/fuzzy.py) ---
+
+    async def customer_names(self, limit: int = fuzzy.NAME_INDEX_LIMIT) -> list[tuple[str, str]]:
+        """(customer_id, name) pairs for matching names as heard."""
+        async with self._read() as conn:
+            return await fuzzy.customer_names(conn, self._tenant, limit)
+
+    async def find_orders(self, order_numbers: Sequence[str]) -> list[directory_pb2.Order]:
+        """Orders with any of these numbers (the one-edit variants of a number as heard)."""
+        async with self._read() as conn:
+            return await self._with_items(conn, await fuzzy.order_rows(conn, self._tenant, order_numbers))
+
 
 if TYPE_CHECKING:
 
     def _store_is_a_directory(store: Store) -> Directory:
         """Lets mypy prove Store satisfies the Directory protocol structurally."""
+        return store
+
+    def _store_is_a_fuzzy_directory(store: Store) -> FuzzyDirectory:
         return store
 
     def _store_is_a_directory_writer(store: Store) -> DirectoryWriter:

@@ -8,7 +8,7 @@ import type { Call, CallEndReason } from "./call_pb.js";
 import { file_callpilot_v1_call } from "./call_pb.js";
 import type { SpeakerRole } from "./common_pb.js";
 import { file_callpilot_v1_common } from "./common_pb.js";
-import type { Customer } from "./directory_pb.js";
+import type { Customer, Order, Ticket } from "./directory_pb.js";
 import { file_callpilot_v1_directory } from "./directory_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file callpilot/v1/events.proto.
  */
 export const file_callpilot_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChljYWxscGlsb3QvdjEvZXZlbnRzLnByb3RvEgxjYWxscGlsb3QudjEi9QQKCUNhbGxFdmVudBIPCgdjYWxsX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2R1cmFibGUYBCABKAgSKwoHdGltaW5ncxgFIAEoCzIaLmNhbGxwaWxvdC52MS5FdmVudFRpbWluZ3MSMQoMY2FsbF9zdGFydGVkGAogASgLMhkuY2FsbHBpbG90LnYxLkNhbGxTdGFydGVkSAASNAoKdHJhbnNjcmlwdBgLIAEoCzIeLmNhbGxwaWxvdC52MS5UcmFuc2NyaXB0VXBkYXRlSAASNwoPc3BlZWNoX2FjdGl2aXR5GAwgASgLMhwuY2FsbHBpbG90LnYxLlNwZWVjaEFjdGl2aXR5SAASLgoHY29udGV4dBgNIAEoCzIbLmNhbGxwaWxvdC52MS5Db250ZXh0VXBkYXRlSAASKwoJdG9vbF9jYWxsGA4gASgLMhYuY2FsbHBpbG90LnYxLlRvb2xDYWxsSAASOQoQc3VnZ2VzdGlvbl9kZWx0YRgPIAEoCzIdLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRGVsdGFIABJBChRzdWdnZXN0aW9uX2NvbXBsZXRlZBgQIAEoCzIhLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uQ29tcGxldGVkSAASJgoGbm90aWNlGBEgASgLMhQuY2FsbHBpbG90LnYxLk5vdGljZUgAEi0KCmNhbGxfZW5kZWQYEiABKAsyFy5jYWxscGlsb3QudjEuQ2FsbEVuZGVkSABCCQoHcGF5bG9hZCKpAQoMRXZlbnRUaW1pbmdzEi4KCmlucHV0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD3NwZWVjaF9lbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQZmlyc3RfZGVsdGFfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLwoLQ2FsbFN0YXJ0ZWQSIAoEY2FsbBgBIAEoCzISLmNhbGxwaWxvdC52MS5DYWxsIuMBChBUcmFuc2NyaXB0VXBkYXRlEhIKCnNlZ21lbnRfaWQYASABKAkSJwoEcm9sZRgCIAEoDjIZLmNhbGxwaWxvdC52MS5TcGVha2VyUm9sZRIMCgR0ZXh0GAMgASgJEhAKCGlzX2ZpbmFsGAQgASgIEhIKCmNvbmZpZGVuY2UYBSABKAISLwoMc3RhcnRfb2Zmc2V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCmVuZF9vZmZzZXQYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ilAEKDlNwZWVjaEFjdGl2aXR5EicKBHJvbGUYASABKA4yGS5jYWxscGlsb3QudjEuU3BlYWtlclJvbGUSLgoEa2luZBgCIAEoDjIgLmNhbGxwaWxvdC52MS5TcGVlY2hBY3Rpdml0eUtpbmQSKQoGb2Zmc2V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImEKBkVudGl0eRImCgR0eXBlGAEgASgOMhguY2FsbHBpbG90LnYxLkVudGl0eVR5cGUSDQoFdmFsdWUYAiABKAkSDAoEdGV4dBgDIAEoCRISCgpzZWdtZW50X2lkGAQgASgJIt8BCg1Db250ZXh0VXBkYXRlEigKCGN1c3RvbWVyGAEgASgLMhYuY2FsbHBpbG90LnYxLkN1c3RvbWVyEiMKBnRvcGljcxgCIAMoDjITLmNhbGxwaWxvdC52MS5Ub3BpYxImCghlbnRpdGllcxgDIAMoCzIULmNhbGxwaWxvdC52MS5FbnRpdHkSKgoJc2VudGltZW50GAQgASgOMhcuY2FsbHBpbG90LnYxLlNlbnRpbWVudBIXCg9zZW50aW1lbnRfc2NvcmUYBSABKAISEgoKc2VnbWVudF9pZBgGIAEoCSKPAQoMVG9vbERlY2lzaW9uEhQKDHRvb2xfY2FsbF9pZBgBIAEoCRIsCgRraW5kGAIgASgOMh4uY2FsbHBpbG90LnYxLlRvb2xEZWNpc2lvbktpbmQSKgoJYXJndW1lbnRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgdjb21tZW50GAQgASgJIrwCCghUb29sQ2FsbBIUCgx0b29sX2NhbGxfaWQYASABKAkSEQoJdG9vbF9uYW1lGAIgASgJEioKCWFyZ3VtZW50cxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoGcmVzdWx0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgVlcnJvchgFIAEoCRIrCghkdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCgZzdGF0dXMYByABKA4yHC5jYWxscGlsb3QudjEuVG9vbENhbGxTdGF0dXMSGgoSdHJpZ2dlcl9zZWdtZW50X2lkGAggASgJEiwKCGRlY2lzaW9uGAkgASgLMhouY2FsbHBpbG90LnYxLlRvb2xEZWNpc2lvbiI2Cg9TdWdnZXN0aW9uRGVsdGESFQoNc3VnZ2VzdGlvbl9pZBgBIAEoCRIMCgR0ZXh0GAIgASgJIksKBlNvdXJjZRImCgRraW5kGAEgASgOMhguY2FsbHBpbG90LnYxLlNvdXJjZUtpbmQSCgoCaWQYAiABKAkSDQoFdGl0bGUYAyABKAkinwEKE1N1Z2dlc3Rpb25Db21wbGV0ZWQSFQoNc3VnZ2VzdGlvbl9pZBgBIAEoCRIMCgR0ZXh0GAIgASgJEiUKB3NvdXJjZXMYAyADKAsyFC5jYWxscGlsb3QudjEuU291cmNlEiAKGHN1cGVyc2VkZXNfc3VnZ2VzdGlvbl9pZBgEIAEoCRIaChJ0cmlnZ2VyX3NlZ21lbnRfaWQYBSABKAkiTgoGTm90aWNlEigKBWxldmVsGAEgASgOMhkuY2FsbHBpbG90LnYxLk5vdGljZUxldmVsEgwKBGNvZGUYAiABKAkSDAoEdGV4dBgDIAEoCSJZCglDYWxsRW5kZWQSKwoGcmVhc29uGAEgASgOMhsuY2FsbHBpbG90LnYxLkNhbGxFbmRSZWFzb24SDgoGZGV0YWlsGAIgASgJEg8KB3N1bW1hcnkYAyABKAkqfAoSU3BlZWNoQWN0aXZpdHlLaW5kEiQKIFNQRUVDSF9BQ1RJVklUWV9LSU5EX1VOU1BFQ0lGSUVEEAASIAocU1BFRUNIX0FDVElWSVRZX0tJTkRfU1RBUlRFRBABEh4KGlNQRUVDSF9BQ1RJVklUWV9LSU5EX0VOREVEEAIqqQEKBVRvcGljEhUKEVRPUElDX1VOU1BFQ0lGSUVEEAASEQoNVE9QSUNfQklMTElORxABEhAKDFRPUElDX1JFRlVORBACEhAKDFRPUElDX1JFVFVSThADEhIKDlRPUElDX1NISVBQSU5HEAQSEwoPVE9QSUNfVEVDSE5JQ0FMEAUSFgoSVE9QSUNfQ0FOQ0VMTEFUSU9OEAYSEQoNVE9QSUNfQUNDT1VOVBAHKrABCgpFbnRpdHlUeXBlEhsKF0VOVElUWV9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYRU5USVRZX1RZUEVfT1JERVJfTlVNQkVSEAESFQoRRU5USVRZX1RZUEVfTU9ORVkQAhIVChFFTlRJVFlfVFlQRV9FTUFJTBADEhwKGEVOVElUWV9UWVBFX1BIT05FX05VTUJFUhAEEhsKF0VOVElUWV9UWVBFX1BFUlNPTl9OQU1FEAUqbQoJU2VudGltZW50EhkKFVNFTlRJTUVOVF9VTlNQRUNJRklFRBAAEhYKElNFTlRJTUVOVF9ORUdBVElWRRABEhUKEVNFTlRJTUVOVF9ORVVUUkFMEAISFgoSU0VOVElNRU5UX1BPU0lUSVZFEAMqugEKDlRvb2xDYWxsU3RhdHVzEiAKHFRPT0xfQ0FMTF9TVEFUVVNfVU5TUEVDSUZJRUQQABIeChpUT09MX0NBTExfU1RBVFVTX1NVQ0NFRURFRBABEhsKF1RPT0xfQ0FMTF9TVEFUVVNfRkFJTEVEEAISKQolVE9PTF9DQUxMX1NUQVRVU19QRU5ESU5HX0NPTkZJUk1BVElPThADEh4KGlRPT0xfQ0FMTF9TVEFUVVNfQ0FOQ0VMTEVEEAQqlAEKEFRvb2xEZWNpc2lvbktpbmQSIgoeVE9PTF9ERUNJU0lPTl9LSU5EX1VOU1BFQ0lGSUVEEAASHgoaVE9PTF9ERUNJU0lPTl9LSU5EX0NPTkZJUk0QARIdChlUT09MX0RFQ0lTSU9OX0tJTkRfUkVWSVNFEAISHQoZVE9PTF9ERUNJU0lPTl9LSU5EX0NBTkNFTBADKqMBCgpTb3VyY2VLaW5kEhsKF1NPVVJDRV9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUU09VUkNFX0tJTkRfQ1VTVE9NRVIQARIVChFTT1VSQ0VfS0lORF9PUkRFUhACEhYKElNPVVJDRV9LSU5EX1BPTElDWRADEhcKE1NPVVJDRV9LSU5EX0FSVElDTEUQBBIWChJTT1VSQ0VfS0lORF9USUNLRVQQBSp0CgtOb3RpY2VMZXZlbBIcChhOT1RJQ0VfTEVWRUxfVU5TUEVDSUZJRUQQABIVChFOT1RJQ0VfTEVWRUxfSU5GTxABEhgKFE5PVElDRV9MRVZFTF9XQVJOSU5HEAISFgoSTk9USUNFX0xFVkVMX0VSUk9SEANiBnByb3RvMw", [file_callpilot_v1_call, file_callpilot_v1_common, file_callpilot_v1_directory, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChljYWxscGlsb3QvdjEvZXZlbnRzLnByb3RvEgxjYWxscGlsb3QudjEi9QQKCUNhbGxFdmVudBIPCgdjYWxsX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2R1cmFibGUYBCABKAgSKwoHdGltaW5ncxgFIAEoCzIaLmNhbGxwaWxvdC52MS5FdmVudFRpbWluZ3MSMQoMY2FsbF9zdGFydGVkGAogASgLMhkuY2FsbHBpbG90LnYxLkNhbGxTdGFydGVkSAASNAoKdHJhbnNjcmlwdBgLIAEoCzIeLmNhbGxwaWxvdC52MS5UcmFuc2NyaXB0VXBkYXRlSAASNwoPc3BlZWNoX2FjdGl2aXR5GAwgASgLMhwuY2FsbHBpbG90LnYxLlNwZWVjaEFjdGl2aXR5SAASLgoHY29udGV4dBgNIAEoCzIbLmNhbGxwaWxvdC52MS5Db250ZXh0VXBkYXRlSAASKwoJdG9vbF9jYWxsGA4gASgLMhYuY2FsbHBpbG90LnYxLlRvb2xDYWxsSAASOQoQc3VnZ2VzdGlvbl9kZWx0YRgPIAEoCzIdLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRGVsdGFIABJBChRzdWdnZXN0aW9uX2NvbXBsZXRlZBgQIAEoCzIhLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uQ29tcGxldGVkSAASJgoGbm90aWNlGBEgASgLMhQuY2FsbHBpbG90LnYxLk5vdGljZUgAEi0KCmNhbGxfZW5kZWQYEiABKAsyFy5jYWxscGlsb3QudjEuQ2FsbEVuZGVkSABCCQoHcGF5bG9hZCKpAQoMRXZlbnRUaW1pbmdzEi4KCmlucHV0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD3NwZWVjaF9lbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQZmlyc3RfZGVsdGFfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLwoLQ2FsbFN0YXJ0ZWQSIAoEY2FsbBgBIAEoCzISLmNhbGxwaWxvdC52MS5DYWxsIuMBChBUcmFuc2NyaXB0VXBkYXRlEhIKCnNlZ21lbnRfaWQYASABKAkSJwoEcm9sZRgCIAEoDjIZLmNhbGxwaWxvdC52MS5TcGVha2VyUm9sZRIMCgR0ZXh0GAMgASgJEhAKCGlzX2ZpbmFsGAQgASgIEhIKCmNvbmZpZGVuY2UYBSABKAISLwoMc3RhcnRfb2Zmc2V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCmVuZF9vZmZzZXQYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ilAEKDlNwZWVjaEFjdGl2aXR5EicKBHJvbGUYASABKA4yGS5jYWxscGlsb3QudjEuU3BlYWtlclJvbGUSLgoEa2luZBgCIAEoDjIgLmNhbGxwaWxvdC52MS5TcGVlY2hBY3Rpdml0eUtpbmQSKQoGb2Zmc2V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImEKBkVudGl0eRImCgR0eXBlGAEgASgOMhguY2FsbHBpbG90LnYxLkVudGl0eVR5cGUSDQoFdmFsdWUYAiABKAkSDAoEdGV4dBgDIAEoCRISCgpzZWdtZW50X2lkGAQgASgJItMDCg1Db250ZXh0VXBkYXRlEigKCGN1c3RvbWVyGAEgASgLMhYuY2FsbHBpbG90LnYxLkN1c3RvbWVyEiMKBnRvcGljcxgCIAMoDjITLmNhbGxwaWxvdC52MS5Ub3BpYxImCghlbnRpdGllcxgDIAMoCzIULmNhbGxwaWxvdC52MS5FbnRpdHkSKgoJc2VudGltZW50GAQgASgOMhcuY2FsbHBpbG90LnYxLlNlbnRpbWVudBIXCg9zZW50aW1lbnRfc2NvcmUYBSABKAISEgoKc2VnbWVudF9pZBgGIAEoCRIjCgZvcmRlcnMYByADKAsyEy5jYWxscGlsb3QudjEuT3JkZXISJQoHdGlja2V0cxgIIAMoCzIULmNhbGxwaWxvdC52MS5UaWNrZXQSFQoNaWRlbnRpZmllZF9ieRgJIAEoCRIzCgpjYW5kaWRhdGVzGAogAygLMh8uY2FsbHBpbG90LnYxLkN1c3RvbWVyQ2FuZGlkYXRlEiIKBW9yZGVyGAsgASgLMhMuY2FsbHBpbG90LnYxLk9yZGVyEjYKEG9yZGVyX2NhbmRpZGF0ZXMYDCADKAsyHC5jYWxscGlsb3QudjEuT3JkZXJDYW5kaWRhdGUiXAoRQ3VzdG9tZXJDYW5kaWRhdGUSKAoIY3VzdG9tZXIYASABKAsyFi5jYWxscGlsb3QudjEuQ3VzdG9tZXISDQoFc2NvcmUYAiABKAISDgoGcmVhc29uGAMgASgJIlMKDk9yZGVyQ2FuZGlkYXRlEiIKBW9yZGVyGAEgASgLMhMuY2FsbHBpbG90LnYxLk9yZGVyEg0KBWhlYXJkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSKPAQoMVG9vbERlY2lzaW9uEhQKDHRvb2xfY2FsbF9pZBgBIAEoCRIsCgRraW5kGAIgASgOMh4uY2FsbHBpbG90LnYxLlRvb2xEZWNpc2lvbktpbmQSKgoJYXJndW1lbnRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgdjb21tZW50GAQgASgJIrwCCghUb29sQ2FsbBIUCgx0b29sX2NhbGxfaWQYASABKAkSEQoJdG9vbF9uYW1lGAIgASgJEioKCWFyZ3VtZW50cxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoGcmVzdWx0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgVlcnJvchgFIAEoCRIrCghkdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCgZzdGF0dXMYByABKA4yHC5jYWxscGlsb3QudjEuVG9vbENhbGxTdGF0dXMSGgoSdHJpZ2dlcl9zZWdtZW50X2lkGAggASgJEiwKCGRlY2lzaW9uGAkgASgLMhouY2FsbHBpbG90LnYxLlRvb2xEZWNpc2lvbiI2Cg9TdWdnZXN0aW9uRGVsdGESFQoNc3VnZ2VzdGlvbl9pZBgBIAEoCRIMCgR0ZXh0GAIgASgJIksKBlNvdXJjZRImCgRraW5kGAEgASgOMhguY2FsbHBpbG90LnYxLlNvdXJjZUtpbmQSCgoCaWQYAiABKAkSDQoFdGl0bGUYAyABKAkinwEKE1N1Z2dlc3Rpb25Db21wbGV0ZWQSFQoNc3VnZ2VzdGlvbl9pZBgBIAEoCRIMCgR0ZXh0GAIgASgJEiUKB3NvdXJjZXMYAyADKAsyFC5jYWxscGlsb3QudjEuU291cmNlEiAKGHN1cGVyc2VkZXNfc3VnZ2VzdGlvbl9pZBgEIAEoCRIaChJ0cmlnZ2VyX3NlZ21lbnRfaWQYBSABKAkiTgoGTm90aWNlEigKBWxldmVsGAEgASgOMhkuY2FsbHBpbG90LnYxLk5vdGljZUxldmVsEgwKBGNvZGUYAiABKAkSDAoEdGV4dBgDIAEoCSJZCglDYWxsRW5kZWQSKwoGcmVhc29uGAEgASgOMhsuY2FsbHBpbG90LnYxLkNhbGxFbmRSZWFzb24SDgoGZGV0YWlsGAIgASgJEg8KB3N1bW1hcnkYAyABKAkqfAoSU3BlZWNoQWN0aXZpdHlLaW5kEiQKIFNQRUVDSF9BQ1RJVklUWV9LSU5EX1VOU1BFQ0lGSUVEEAASIAocU1BFRUNIX0FDVElWSVRZX0tJTkRfU1RBUlRFRBABEh4KGlNQRUVDSF9BQ1RJVklUWV9LSU5EX0VOREVEEAIqqQEKBVRvcGljEhUKEVRPUElDX1VOU1BFQ0lGSUVEEAASEQoNVE9QSUNfQklMTElORxABEhAKDFRPUElDX1JFRlVORBACEhAKDFRPUElDX1JFVFVSThADEhIKDlRPUElDX1NISVBQSU5HEAQSEwoPVE9QSUNfVEVDSE5JQ0FMEAUSFgoSVE9QSUNfQ0FOQ0VMTEFUSU9OEAYSEQoNVE9QSUNfQUNDT1VOVBAHKrABCgpFbnRpdHlUeXBlEhsKF0VOVElUWV9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYRU5USVRZX1RZUEVfT1JERVJfTlVNQkVSEAESFQoRRU5USVRZX1RZUEVfTU9ORVkQAhIVChFFTlRJVFlfVFlQRV9FTUFJTBADEhwKGEVOVElUWV9UWVBFX1BIT05FX05VTUJFUhAEEhsKF0VOVElUWV9UWVBFX1BFUlNPTl9OQU1FEAUqbQoJU2VudGltZW50EhkKFVNFTlRJTUVOVF9VTlNQRUNJRklFRBAAEhYKElNFTlRJTUVOVF9ORUdBVElWRRABEhUKEVNFTlRJTUVOVF9ORVVUUkFMEAISFgoSU0VOVElNRU5UX1BPU0lUSVZFEAMqugEKDlRvb2xDYWxsU3RhdHVzEiAKHFRPT0xfQ0FMTF9TVEFUVVNfVU5TUEVDSUZJRUQQABIeChpUT09MX0NBTExfU1RBVFVTX1NVQ0NFRURFRBABEhsKF1RPT0xfQ0FMTF9TVEFUVVNfRkFJTEVEEAISKQolVE9PTF9DQUxMX1NUQVRVU19QRU5ESU5HX0NPTkZJUk1BVElPThADEh4KGlRPT0xfQ0FMTF9TVEFUVVNfQ0FOQ0VMTEVEEAQqlAEKEFRvb2xEZWNpc2lvbktpbmQSIgoeVE9PTF9ERUNJU0lPTl9LSU5EX1VOU1BFQ0lGSUVEEAASHgoaVE9PTF9ERUNJU0lPTl9LSU5EX0NPTkZJUk0QARIdChlUT09MX0RFQ0lTSU9OX0tJTkRfUkVWSVNFEAISHQoZVE9PTF9ERUNJU0lPTl9LSU5EX0NBTkNFTBADKqMBCgpTb3VyY2VLaW5kEhsKF1NPVVJDRV9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUU09VUkNFX0tJTkRfQ1VTVE9NRVIQARIVChFTT1VSQ0VfS0lORF9PUkRFUhACEhYKElNPVVJDRV9LSU5EX1BPTElDWRADEhcKE1NPVVJDRV9LSU5EX0FSVElDTEUQBBIWChJTT1VSQ0VfS0lORF9USUNLRVQQBSp0CgtOb3RpY2VMZXZlbBIcChhOT1RJQ0VfTEVWRUxfVU5TUEVDSUZJRUQQABIVChFOT1RJQ0VfTEVWRUxfSU5GTxABEhgKFE5PVElDRV9MRVZFTF9XQVJOSU5HEAISFgoSTk9USUNFX0xFVkVMX0VSUk9SEANiBnByb3RvMw", [file_callpilot_v1_call, file_callpilot_v1_common, file_callpilot_v1_directory, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One thing that happened in a call. Durable events of a call are numbered
@@ -404,6 +404,52 @@ export type ContextUpdate = Message<"callpilot.v1.ContextUpdate"> & {
    * @generated from field: string segment_id = 6;
    */
   segmentId: string;
+
+  /**
+   * The identified customer's most recent orders, newest first: prefetched at
+   * call start from the customer hint, or loaded once the customer is identified.
+   *
+   * @generated from field: repeated callpilot.v1.Order orders = 7;
+   */
+  orders: Order[];
+
+  /**
+   * The identified customer's open tickets, newest first.
+   *
+   * @generated from field: repeated callpilot.v1.Ticket tickets = 8;
+   */
+  tickets: Ticket[];
+
+  /**
+   * Why `customer` was taken, in words, e.g. "caller id +15550100101" or
+   * "name 'Maria Garsha' sounds like 'Maria Garcia' and order 78901 is theirs".
+   *
+   * @generated from field: string identified_by = 9;
+   */
+  identifiedBy: string;
+
+  /**
+   * Customers who may be the caller but were not taken: the agent should
+   * confirm (e.g. the email on file) before relying on them. Best first.
+   *
+   * @generated from field: repeated callpilot.v1.CustomerCandidate candidates = 10;
+   */
+  candidates: CustomerCandidate[];
+
+  /**
+   * The order the call is about, once one was resolved from what was said.
+   *
+   * @generated from field: callpilot.v1.Order order = 11;
+   */
+  order?: Order | undefined;
+
+  /**
+   * An order the caller may have meant (a quoted number with one digit
+   * dropped, added, changed or swapped); the agent should confirm it.
+   *
+   * @generated from field: repeated callpilot.v1.OrderCandidate order_candidates = 12;
+   */
+  orderCandidates: OrderCandidate[];
 };
 
 /**
@@ -412,6 +458,76 @@ export type ContextUpdate = Message<"callpilot.v1.ContextUpdate"> & {
  */
 export const ContextUpdateSchema: GenMessage<ContextUpdate> = /*@__PURE__*/
   messageDesc(file_callpilot_v1_events, 6);
+
+/**
+ * A customer who may be the caller, with how sure the match is.
+ *
+ * @generated from message callpilot.v1.CustomerCandidate
+ */
+export type CustomerCandidate = Message<"callpilot.v1.CustomerCandidate"> & {
+  /**
+   * The directory record.
+   *
+   * @generated from field: callpilot.v1.Customer customer = 1;
+   */
+  customer?: Customer | undefined;
+
+  /**
+   * Match quality, 0 to 100.
+   *
+   * @generated from field: float score = 2;
+   */
+  score: number;
+
+  /**
+   * Why this customer, in words (e.g. "name 'Maria Garsha' sounds like 'Maria Garcia'").
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message callpilot.v1.CustomerCandidate.
+ * Use `create(CustomerCandidateSchema)` to create a new message.
+ */
+export const CustomerCandidateSchema: GenMessage<CustomerCandidate> = /*@__PURE__*/
+  messageDesc(file_callpilot_v1_events, 7);
+
+/**
+ * An order a misheard order number may have meant.
+ *
+ * @generated from message callpilot.v1.OrderCandidate
+ */
+export type OrderCandidate = Message<"callpilot.v1.OrderCandidate"> & {
+  /**
+   * The directory record.
+   *
+   * @generated from field: callpilot.v1.Order order = 1;
+   */
+  order?: Order | undefined;
+
+  /**
+   * The number as heard.
+   *
+   * @generated from field: string heard = 2;
+   */
+  heard: string;
+
+  /**
+   * Why this order, in words (e.g. "one digit dropped; order of the identified customer").
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message callpilot.v1.OrderCandidate.
+ * Use `create(OrderCandidateSchema)` to create a new message.
+ */
+export const OrderCandidateSchema: GenMessage<OrderCandidate> = /*@__PURE__*/
+  messageDesc(file_callpilot_v1_events, 8);
 
 /**
  * The agent's decision about one proposed tool call.
@@ -453,7 +569,7 @@ export type ToolDecision = Message<"callpilot.v1.ToolDecision"> & {
  * Use `create(ToolDecisionSchema)` to create a new message.
  */
 export const ToolDecisionSchema: GenMessage<ToolDecision> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_events, 7);
+  messageDesc(file_callpilot_v1_events, 9);
 
 /**
  * A tool the assistant ran (customer, order, policy or knowledge lookup).
@@ -531,7 +647,7 @@ export type ToolCall = Message<"callpilot.v1.ToolCall"> & {
  * Use `create(ToolCallSchema)` to create a new message.
  */
 export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_events, 8);
+  messageDesc(file_callpilot_v1_events, 10);
 
 /**
  * A piece of a suggestion, streamed as it is generated. Concatenating the
@@ -560,7 +676,7 @@ export type SuggestionDelta = Message<"callpilot.v1.SuggestionDelta"> & {
  * Use `create(SuggestionDeltaSchema)` to create a new message.
  */
 export const SuggestionDeltaSchema: GenMessage<SuggestionDelta> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_events, 9);
+  messageDesc(file_callpilot_v1_events, 11);
 
 /**
  * A record a suggestion cites.
@@ -595,7 +711,7 @@ export type Source = Message<"callpilot.v1.Source"> & {
  * Use `create(SourceSchema)` to create a new message.
  */
 export const SourceSchema: GenMessage<Source> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_events, 10);
+  messageDesc(file_callpilot_v1_events, 12);
 
 /**
  * A complete suggestion for the agent.
@@ -644,7 +760,7 @@ export type SuggestionCompleted = Message<"callpilot.v1.SuggestionCompleted"> & 
  * Use `create(SuggestionCompletedSchema)` to create a new message.
  */
 export const SuggestionCompletedSchema: GenMessage<SuggestionCompleted> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_events, 11);
+  messageDesc(file_callpilot_v1_events, 13);
 
 /**
  * Something the client or agent should know.
@@ -679,7 +795,7 @@ export type Notice = Message<"callpilot.v1.Notice"> & {
  * Use `create(NoticeSchema)` to create a new message.
  */
 export const NoticeSchema: GenMessage<Notice> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_events, 12);
+  messageDesc(file_callpilot_v1_events, 14);
 
 /**
  * The call ended.
@@ -714,7 +830,7 @@ export type CallEnded = Message<"callpilot.v1.CallEnded"> & {
  * Use `create(CallEndedSchema)` to create a new message.
  */
 export const CallEndedSchema: GenMessage<CallEnded> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_events, 13);
+  messageDesc(file_callpilot_v1_events, 15);
 
 /**
  * Whether speech started or ended.
