@@ -376,18 +376,32 @@ class CreateCallResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CALL_FIELD_NUMBER: _builtins.int
+    JOIN_TOKEN_FIELD_NUMBER: _builtins.int
+    JOIN_TOKEN_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    join_token: _builtins.str
+    """A single-use token that lets a browser (the customer's `/call` page) stream
+    this call and nothing else: hand it to the customer, e.g. in a link. It is
+    consumed by the first StreamCall that presents it (as
+    `authorization: Bearer <token>`) and refused after `join_token_expire_time`.
+    """
     @_builtins.property
     def call(self) -> _call_pb2.Call:
         """The new call."""
+
+    @_builtins.property
+    def join_token_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When `join_token` stops being accepted."""
 
     def __init__(
         self,
         *,
         call: _call_pb2.Call | None = ...,
+        join_token: _builtins.str = ...,
+        join_token_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "join_token_expire_time", b"join_token_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "join_token", b"join_token", "join_token_expire_time", b"join_token_expire_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -70,6 +70,11 @@ class _CallEndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallEnd
     next server to start on the same database ended it. Every durable event
     stored before the crash is kept.
     """
+    CALL_END_REASON_OWNER_LOST: _CallEndReason.ValueType  # 8
+    """The server instance that owned the live call stopped (crashed or lost
+    its lease) and another instance ended the call. Every durable event
+    stored before is kept.
+    """
 
 class CallEndReason(_CallEndReason, metaclass=_CallEndReasonEnumTypeWrapper):
     """Why a call ended."""
@@ -92,6 +97,11 @@ CALL_END_REASON_SERVER_RESTART: CallEndReason.ValueType  # 7
 """The process streaming the call stopped without ending it (a crash); the
 next server to start on the same database ended it. Every durable event
 stored before the crash is kept.
+"""
+CALL_END_REASON_OWNER_LOST: CallEndReason.ValueType  # 8
+"""The server instance that owned the live call stopped (crashed or lost
+its lease) and another instance ended the call. Every durable event
+stored before is kept.
 """
 Global___CallEndReason: _TypeAlias = CallEndReason  # noqa: Y015
 
