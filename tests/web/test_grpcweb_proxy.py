@@ -32,6 +32,7 @@ from support import ServerProcess
 from web.procs import FinishedCall, free_port
 
 ALLOWED = "http://app.example.test"
+PUBLIC = "http://desk.example.test:8443"  # where the agent app is served, behind a proxy
 DIRECTORY = "/callpilot.v1.DirectoryService"
 ASSIST = "/callpilot.v1.AssistService"
 BINARY = {"Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1"}
@@ -50,7 +51,11 @@ class Proxy:
 async def proxy(web_server: ServerProcess) -> AsyncIterator[Proxy]:
     port = free_port()
     settings = GatewaySettings(
-        host="127.0.0.1", port=port, server=web_server.address, allowed_origins=(ALLOWED,)
+        host="127.0.0.1",
+        port=port,
+        server=web_server.address,
+        allowed_origins=(ALLOWED,),
+        public_origins=(PUBLIC,),
     )
     app = create_app(settings)
     runner = web.AppRunner(app)
@@ -264,10 +269,21 @@ async def test_cors(proxy: Proxy) -> None:
     ) as r:
         assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == proxy.url
 
-    # Same origin under a name the gateway does not know (behind a proxy): let through, no CORS grant.
-    same = {"Origin": "http://desk.example.test:8443", "Host": "desk.example.test:8443"}
+    # The configured public origin (behind a proxy): let through, no CORS grant needed.
+    same = {"Origin": PUBLIC, "Host": "desk.example.test:8443"}
     async with proxy.http.post(path, data=encode_frame(_order("78901")), headers={**BINARY, **same}) as r:
         assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers
+
+    # DNS rebinding: a page on evil.example whose name now resolves to the gateway sends Host and
+    # Origin both evil.example. "Origin equals Host" is no proof of anything: refused.
+    rebinding = {"Origin": "http://evil.example:8443", "Host": "evil.example:8443"}
+    async with proxy.http.post(
+        path, data=encode_frame(_order("78901")), headers={**BINARY, **rebinding}
+    ) as r:
+        assert r.status == 403 and "Access-Control-Allow-Origin" not in r.headers
+        assert "CALLPILOT_PUBLIC_ORIGINS" in await r.text()
+    async with proxy.http.options(path, headers={**rebinding, "Access-Control-Request-Method": "POST"}) as r:
+        assert r.status == 403
 
 
 @pytest.fixture

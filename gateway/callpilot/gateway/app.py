@@ -31,7 +31,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[SETTINGS] = settings
 
     async def client_ctx(app: web.Application):  # type: ignore[no-untyped-def]
-        client = AsyncCallpilot(settings.server)
+        # api_key="": never the environment's CALLPILOT_API_KEY. This client acts for browsers, which
+        # must bring their own credential (grpc-web) or a join token (browser calls).
+        client = AsyncCallpilot(settings.server, api_key="")
         app[CLIENT] = client
         yield
         await client.close()
@@ -40,6 +42,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/healthz", _health)
     grpcweb.setup(app)
     webrtc.setup(app)
-    connectors.add_routes(app, settings.server)
+    connectors.add_routes(app, settings.server, connectors.ConnectorSettings.from_gateway(settings))
     pages.setup(app)  # last: it may add a catch-all for the agent app
     return app

@@ -13,6 +13,8 @@ naming the variable.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -36,6 +38,9 @@ ENV_PREFIX = "CALLPILOT_"
 # the constructor reads no environment, so `GatewaySettings(port=0)` is the
 # defaults plus what it is given.
 _ENV: ContextVar[Mapping[str, str] | None] = ContextVar("callpilot_gateway_settings_env", default=None)
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 class GatewayConfigError(ValueError):
@@ -118,6 +123,47 @@ class GatewaySettings(BaseSettings):
         "grpc-web and the JSON API, besides the gateway's own",
         json_schema_extra=_doc(default="none"),
     )
+    public_origins: CommaList = Field(
+        (),
+        description="the origins (comma-separated `https://host[:port]`) the agent app and the call pages are "
+        "served at, e.g. `https://desk.example.com`: the only origins, besides CALLPILOT_ALLOWED_ORIGINS and "
+        "(on a loopback listener) the loopback ones, treated as the gateway's own. The request's Host header is "
+        "never trusted for this (DNS rebinding)",
+        json_schema_extra=_doc(default="none"),
+    )
+    auth: str = Field(
+        "",
+        description="`on` or `off`, as the server's. On: browser calls need a join token, and the agent's "
+        "endpoints the agent's key or JWT; the gateway never lends a credential of its own to a browser. "
+        "Unset: off when the gateway listens on a loopback address, otherwise on",
+        json_schema_extra=_doc(default="off on loopback, otherwise on"),
+    )
+    browser_calls_per_client: int = Field(
+        4, description="browser calls (waiting or live) one client address may hold at a time; more get 429"
+    )
+    browser_calls_per_tenant: int = Field(
+        100, description="browser calls (waiting or live) one tenant may hold on this gateway; more get 429"
+    )
+    twilio_auth_token: str = Field(
+        "",
+        repr=False,
+        description="the Twilio account's auth token; without it the Twilio endpoints answer 503 "
+        "(no unsigned stream is accepted)",
+        json_schema_extra=_doc("none"),
+    )
+    public_url: str = Field(
+        "",
+        description="how Twilio and Genesys reach the gateway (`https://callpilot.example.com`); Twilio signs "
+        "the exact URL, so set it behind a TLS-terminating proxy; unset: rebuilt from X-Forwarded-Proto "
+        "and Host",
+        json_schema_extra=_doc("none"),
+    )
+    audiohook_client_secret: str = Field(
+        "",
+        repr=False,
+        description="the Genesys AudioHook integration's client secret (base64), to verify signed requests",
+        json_schema_extra=_doc("none"),
+    )
     stun_urls: CommaList = Field(
         (),
         description="STUN URLs (comma-separated) for pages and the gateway",
@@ -149,11 +195,19 @@ class GatewaySettings(BaseSettings):
         json_schema_extra=_doc("`clients/agent-ui/dist` in the source tree"),
     )
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "public_origins", mode="before")
     @classmethod
     def _origins(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("public_url", "audiohook_client_secret", "twilio_auth_token", "auth", mode="before")
+    @classmethod
+    def _strip(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            return value.rstrip("/") if value.startswith("http") else value
         return value
 
     @field_validator("stun_urls", "turn_urls", mode="before")
@@ -178,12 +232,33 @@ class GatewaySettings(BaseSettings):
         return (init_settings, _MappingEnvSource(settings_cls, env))
 
     @property
-    def own_origins(self) -> tuple[str, ...]:
-        hosts = {self.host, "localhost" if self.host in ("127.0.0.1", "0.0.0.0") else self.host}
-        return tuple(f"http://{h}:{self.port}" for h in sorted(hosts))
+    def loopback(self) -> bool:
+        """Whether the gateway listens on a loopback address only."""
+        return self.host in LOOPBACK_HOSTS
 
-    def origin_allowed(self, origin: str) -> bool:
-        return origin in self.allowed_origins or origin in self.own_origins
+    @property
+    def auth_enabled(self) -> bool:
+        """Auth is on when set so, or when unset and the gateway is reachable beyond this machine."""
+        return self.auth == "on" or (self.auth == "" and not self.loopback)
+
+    def own_origins(self, local_port: int | None) -> tuple[str, ...]:
+        """The origins pages served by this gateway have: the configured public ones, plus, on a
+        loopback listener, its loopback addresses at `local_port` (the port the request's connection
+        actually reached, from the socket). Never derived from a request's Host header."""
+        loopback: tuple[str, ...] = ()
+        if self.loopback and local_port:
+            loopback = tuple(f"http://{h}:{local_port}" for h in ("127.0.0.1", "localhost", "[::1]"))
+        return self.public_origins + loopback
+
+    def origin_allowed(self, origin: str, local_port: int | None = None) -> bool:
+        """Whether a browser page at `origin` may use the gateway's APIs.
+
+        Policy: exact match against CALLPILOT_PUBLIC_ORIGINS and CALLPILOT_ALLOWED_ORIGINS, plus the
+        loopback origins of a loopback listener. A DNS-rebinding page (Host and Origin both
+        `evil.example`) is refused because the Host header is never consulted.
+        """
+        origin = origin.rstrip("/")
+        return origin in self.allowed_origins or origin in self.own_origins(local_port)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewaySettings:
@@ -206,7 +281,24 @@ class GatewaySettings(BaseSettings):
             )
         if self.turn_ttl_s < 60:
             raise GatewayConfigError("CALLPILOT_TURN_TTL_S must be at least 60 seconds")
-        for origin in self.allowed_origins:
+        if self.auth not in ("", "on", "off"):
+            raise GatewayConfigError(f"CALLPILOT_AUTH must be on or off, got {self.auth!r}")
+        for name in ("browser_calls_per_client", "browser_calls_per_tenant"):
+            if getattr(self, name) < 1:
+                raise GatewayConfigError(f"{env_name(name)} must be at least 1")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise GatewayConfigError(
+                f"CALLPILOT_PUBLIC_URL={self.public_url!r} must look like https://host[:port]"
+            )
+        if self.audiohook_client_secret:
+            try:
+                base64.b64decode(self.audiohook_client_secret, validate=True)
+            except (binascii.Error, ValueError):
+                raise GatewayConfigError(
+                    "CALLPILOT_AUDIOHOOK_CLIENT_SECRET must be the base64 client secret of the "
+                    "Genesys AudioHook integration"
+                ) from None
+        for origin in self.allowed_origins + self.public_origins:
             if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
                 raise GatewayConfigError(
                     f"allowed origin {origin!r} must look like https://host[:port] (no path)"

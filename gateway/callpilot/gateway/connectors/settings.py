@@ -1,7 +1,9 @@
-"""Settings of the contact-center connectors, read from `CALLPILOT_*` variables.
+"""Settings of the contact-center connectors, taken from `GatewaySettings`.
 
-Kept apart from the gateway's `GatewaySettings` on purpose (that file is being
-converted to pydantic-settings); the coordinator will move these fields there.
+The variables (`CALLPILOT_TWILIO_AUTH_TOKEN`, `CALLPILOT_PUBLIC_URL`,
+`CALLPILOT_AUDIOHOOK_CLIENT_SECRET`) are gateway settings, declared and
+checked in `callpilot.gateway.config` and listed in docs/configuration.md;
+this is the connectors' view of them (the secret decoded to bytes).
 
 Policies:
 
@@ -20,10 +22,10 @@ Policies:
 from __future__ import annotations
 
 import base64
-import binascii
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from callpilot.gateway.config import GatewayConfigError, GatewaySettings
 
 
 class ConnectorConfigError(ValueError):
@@ -41,23 +43,19 @@ class ConnectorSettings:
     finish_timeout_s: float = 60.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectorSettings:
-        env = os.environ if env is None else env
-        public_url = env.get("CALLPILOT_PUBLIC_URL", "").strip().rstrip("/")
-        if public_url and not public_url.startswith(("http://", "https://")):
-            raise ConnectorConfigError(
-                f"CALLPILOT_PUBLIC_URL={public_url!r} must look like https://host[:port]"
-            )
-        raw_secret = env.get("CALLPILOT_AUDIOHOOK_CLIENT_SECRET", "").strip()
-        try:
-            secret = base64.b64decode(raw_secret, validate=True) if raw_secret else b""
-        except (binascii.Error, ValueError):
-            raise ConnectorConfigError(
-                "CALLPILOT_AUDIOHOOK_CLIENT_SECRET must be the base64 client secret of the "
-                "Genesys AudioHook integration"
-            ) from None
+    def from_gateway(cls, settings: GatewaySettings) -> ConnectorSettings:
+        """The connectors' view of checked gateway settings (the secret is valid base64 there)."""
+        secret = settings.audiohook_client_secret
         return cls(
-            twilio_auth_token=env.get("CALLPILOT_TWILIO_AUTH_TOKEN", "").strip(),
-            public_url=public_url,
-            audiohook_client_secret=secret,
+            twilio_auth_token=settings.twilio_auth_token,
+            public_url=settings.public_url,
+            audiohook_client_secret=base64.b64decode(secret, validate=True) if secret else b"",
         )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectorSettings:
+        """Read from the environment through `GatewaySettings` (raises ConnectorConfigError)."""
+        try:
+            return cls.from_gateway(GatewaySettings.from_env(env))
+        except GatewayConfigError as exc:
+            raise ConnectorConfigError(str(exc)) from None

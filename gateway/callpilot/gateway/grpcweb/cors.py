@@ -1,11 +1,14 @@
 """CORS for the gateway's browser APIs: an exact list of allowed origins.
 
-The allowed origins come from `GatewaySettings.origin_allowed` (the
-configured list plus the gateway's own origin); nothing is ever derived
-from the request's Host header. A same-origin request (the agent app served
-by this gateway) needs no CORS headers at all and gets none; a cross-origin
-request from an origin that is not on the list is refused with 403, so it
-never reaches the server.
+The allowed origins come from `GatewaySettings.origin_allowed`: the
+configured CALLPILOT_ALLOWED_ORIGINS and CALLPILOT_PUBLIC_ORIGINS, plus the
+loopback origins of a loopback listener (at the port the connection reached,
+read from the socket). Nothing is ever derived from the request's Host
+header: a page on a DNS-rebinding domain sends Host and Origin both
+`evil.example`, and "Origin equals Host" would let it read call data. A
+request from a public origin (the agent app served by this gateway) needs no
+CORS headers and gets none; a cross-origin request from an origin that is
+not on the list is refused with 403, so it never reaches the server.
 """
 
 from __future__ import annotations
@@ -41,18 +44,24 @@ class OriginCheck(Enum):
     DENIED = "denied"
 
 
-def own_origin(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
+def local_port(request: web.Request) -> int | None:
+    """The port this request's connection reached (from the socket, not the Host header)."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2 and isinstance(sockname[1], int):
+        return sockname[1]
+    return None
 
 
 def check_origin(request: web.Request, settings: GatewaySettings) -> OriginCheck:
     origin = request.headers.get("Origin")
     if origin is None:
         return OriginCheck.NONE
-    if settings.origin_allowed(origin):
-        return OriginCheck.ALLOWED
-    if origin == own_origin(request):
+    origin = origin.rstrip("/")
+    if origin in settings.public_origins:
         return OriginCheck.SAME
+    if settings.origin_allowed(origin, local_port(request)):
+        return OriginCheck.ALLOWED
     return OriginCheck.DENIED
 
 
@@ -85,7 +94,7 @@ def preflight(request: web.Request, settings: GatewaySettings) -> web.Response:
     check = check_origin(request, settings)
     if check is OriginCheck.DENIED:
         return forbidden(
-            f"origin {request.headers.get('Origin')!r} is not allowed (CALLPILOT_ALLOWED_ORIGINS)"
+            f"origin {request.headers.get('Origin')!r} is not allowed (CALLPILOT_ALLOWED_ORIGINS, CALLPILOT_PUBLIC_ORIGINS)"
         )
     if check is not OriginCheck.ALLOWED:
         # Not a CORS preflight (no Origin) or same-origin: nothing to grant.

@@ -277,7 +277,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     origin = cors.check_origin(request, settings)
     if origin is cors.OriginCheck.DENIED:
         return cors.forbidden(
-            f"origin {request.headers.get('Origin')!r} is not allowed (CALLPILOT_ALLOWED_ORIGINS)"
+            f"origin {request.headers.get('Origin')!r} is not allowed (CALLPILOT_ALLOWED_ORIGINS, CALLPILOT_PUBLIC_ORIGINS)"
         )
     cors_headers = cors.response_headers(request, origin)
     ctype = parse_content_type(request.headers.get("Content-Type"))

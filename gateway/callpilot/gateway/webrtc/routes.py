@@ -24,10 +24,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 from callpilot.client import CallpilotError
+from callpilot.gateway.grpcweb import cors
 from callpilot.gateway.keys import CLIENT, SETTINGS
 from callpilot.gateway.webrtc.call import api_error_from
 from callpilot.gateway.webrtc.errors import ApiError, bad_request
@@ -76,12 +76,13 @@ def _origin_headers(request: web.Request) -> dict[str, str]:
     if not origin:
         return {}
     settings = request.app[SETTINGS]
-    same_origin = urlsplit(origin).netloc == request.host
-    if not same_origin and not settings.origin_allowed(origin.rstrip("/")):
+    # Never "Origin equals Host": a DNS-rebinding page controls both (see grpcweb/cors.py).
+    if not settings.origin_allowed(origin, cors.local_port(request)):
         raise ApiError(
             403,
             "ORIGIN_NOT_ALLOWED",
-            f"origin {origin} may not use this gateway; add it to CALLPILOT_ALLOWED_ORIGINS",
+            f"origin {origin} may not use this gateway; add it to CALLPILOT_PUBLIC_ORIGINS "
+            "(where the pages are served) or CALLPILOT_ALLOWED_ORIGINS",
         )
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
