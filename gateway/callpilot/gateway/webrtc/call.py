@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -62,6 +63,11 @@ ROLE_PB = {CUSTOMER: common_pb2.SPEAKER_ROLE_CUSTOMER, AGENT: common_pb2.SPEAKER
 def api_error_from(err: CallpilotError) -> ApiError:
     """Map a server error to what the page is told."""
     code = err.code
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        # A join token refused by the server: JOIN_TOKEN_EXPIRED, JOIN_TOKEN_USED, INVALID_JOIN_TOKEN...
+        return ApiError(401, err.reason or "UNAUTHENTICATED", err.message)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return ApiError(403, err.reason or "PERMISSION_DENIED", err.message)
     if code == grpc.StatusCode.NOT_FOUND:
         return ApiError(404, "CALL_NOT_FOUND", err.message)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
@@ -107,9 +113,17 @@ class BridgedCall:
         ice_servers: Callable[[], list[RTCIceServer]],
         silence_timeout_s: float,
         on_finished: Callable[[BridgedCall], None],
+        owns_client: bool = False,
+        client_addr: str = "",
+        tenant_id: str = "",
     ) -> None:
         self.call_id = call_id
         self.customer_id = customer_id
+        self.client_addr = client_addr
+        self.tenant_id = tenant_id
+        # The customer page's secret for its own leg (checked with auth on; see access.py).
+        self.customer_token = secrets.token_urlsafe(24)
+        self._owns_client = owns_client
         self.state = "waiting"
         self.end_reason = ""
         self.created = time.time()
@@ -239,6 +253,24 @@ class BridgedCall:
         if self.state in ("ending", "ended"):
             raise ApiError(409, "CALL_ENDED", f"call {self.call_id} has ended; start a new call")
 
+    async def open(self) -> None:
+        """Open the call's StreamCall now, before any leg joins (a join-token call).
+
+        The server checks and consumes the token on this stream, so a refused
+        token is reported to `POST /api/calls/start` (raises ApiError); the
+        call's id and tenant come from `call_started`.
+        """
+        try:
+            await self._ensure_stream()
+        except BaseException:
+            self._start_timer.cancel()
+            if self._stream_task is not None and not self._stream_task.done():
+                self._stream_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._stream_task
+            await self._finish("server-error")
+            raise
+
     async def _ensure_stream(self) -> None:
         async with self._stream_lock:
             if self._stream_task is None:
@@ -267,6 +299,10 @@ class BridgedCall:
         try:
             async for event in stream:
                 if event.HasField("call_started") and not self._started.done():
+                    started = event.call_started.call
+                    self.call_id = started.call_id or self.call_id
+                    self.tenant_id = started.tenant_id or self.tenant_id
+                    self._log = CallLog(self.call_id)
                     self._started.set_result(None)
                 elif event.HasField("call_ended"):
                     self.end_reason = call_pb2.CallEndReason.Name(event.call_ended.reason)
@@ -327,7 +363,7 @@ class BridgedCall:
 
     async def end(self, reason: str) -> None:
         """End every leg and the call; returns once the server has ended it (bounded by the caller)."""
-        if self.state == "waiting":
+        if self.state == "waiting" and self._stream_task is None:
             self._start_timer.cancel()
             self.state = "ending"
             with contextlib.suppress(CallpilotError):
@@ -337,6 +373,8 @@ class BridgedCall:
         tasks = [leg.hang_up(reason) for leg in self.legs.values() if leg is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self.state == "waiting":  # streaming already (a join-token call), nobody joined
+            self.state = "ending"
         self._close_audio()
         await self.finished.wait()
 
@@ -362,4 +400,6 @@ class BridgedCall:
             sub.send({"type": "ended", "call": self.snapshot()})
         self.finished.set()
         self._on_finished(self)
+        if self._owns_client:
+            await self._client.close()
         self._log.info("call finished (%s)", self.end_reason)

@@ -18,8 +18,11 @@ from aiohttp import web
 class ApiError(Exception):
     """An error answered to the caller as JSON with an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str, *, field: str = "") -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, field: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
+        self.headers = dict(headers or {})
         self.status = status
         self.code = code
         self.message = message
@@ -32,7 +35,7 @@ class ApiError(Exception):
         return {"error": error}
 
     def response(self, headers: dict[str, str] | None = None) -> web.Response:
-        return web.json_response(self.body(), status=self.status, headers=headers)
+        return web.json_response(self.body(), status=self.status, headers={**self.headers, **(headers or {})})
 
 
 def bad_request(message: str, *, field: str = "", code: str = "INVALID_ARGUMENT") -> ApiError:

@@ -32,8 +32,20 @@ peer connection, a decoder thread and ~1-2 % of a core (see docs/webrtc.md)."""
 ENDED_KEPT = 1000
 """Finished calls remembered so a late offer gets 409 "ended" rather than 404."""
 
+LIMIT_RETRY_AFTER_S = 30
+"""Retry-After of a 429 for too many browser calls: unjoined calls expire, hung-up ones end."""
+
 SHUTDOWN_TIMEOUT_S = 25.0
 """On shutdown, how long to wait for the server to store the last finals of every call."""
+
+
+def _too_many(message: str) -> ApiError:
+    return ApiError(
+        429,
+        "TOO_MANY_CALLS",
+        f"{message}; hang one up or try again in {LIMIT_RETRY_AFTER_S} s",
+        headers={"Retry-After": str(LIMIT_RETRY_AFTER_S)},
+    )
 
 
 class CallRegistry:
@@ -43,6 +55,7 @@ class CallRegistry:
         self.calls: dict[str, BridgedCall] = {}
         self._ended: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
         self.accepting = True
+        self._starting: collections.Counter[str] = collections.Counter()  # starts in flight, per client
 
     # ------------------------------------------------------------------ ICE
 
@@ -65,13 +78,58 @@ class CallRegistry:
 
     # ---------------------------------------------------------------- calls
 
-    async def start(self, hint: dict[str, str]) -> BridgedCall:
+    async def start(
+        self, hint: dict[str, str], *, join_token: str = "", call_id: str = "", client_addr: str = ""
+    ) -> BridgedCall:
+        """Start a browser call for the client at `client_addr`.
+
+        With a join token the call is the one the token names (minted by an
+        integrator with CreateCall): its StreamCall opens now, with the token as
+        credential, so the server checks and consumes it. Without one (auth off
+        only) the gateway creates the call itself.
+
+        Limits (429 TOO_MANY_CALLS with Retry-After): CALLPILOT_BROWSER_CALLS_PER_CLIENT
+        calls per client address, checked before anything is done, and
+        CALLPILOT_BROWSER_CALLS_PER_TENANT per tenant, checked once the server
+        has named the call's tenant (an over-limit call is ended at once; its
+        token is spent).
+        """
         if not self.accepting:
             raise ApiError(503, "SHUTTING_DOWN", "the gateway is shutting down; try again in a moment")
-        if len(self.calls) >= MAX_CALLS:
+        if len(self.calls) + sum(self._starting.values()) >= MAX_CALLS:
             raise ApiError(
                 503, "GATEWAY_BUSY", f"this gateway already has {MAX_CALLS} calls; try again later"
             )
+        if self._settings.auth_enabled and not join_token:
+            raise ApiError(
+                401,
+                "JOIN_TOKEN_REQUIRED",
+                "a browser call needs a join token: open the call link you were given "
+                "(an integrator gets one from CreateCall)",
+            )
+        per_client = self._settings.browser_calls_per_client
+        held = self._starting[client_addr] + sum(
+            1 for c in self.calls.values() if c.client_addr == client_addr
+        )
+        if held >= per_client:
+            raise _too_many(f"this client already has {per_client} browser calls open")
+        self._starting[client_addr] += 1
+        try:
+            call = await (self._join(join_token, call_id, client_addr) if join_token else self._create(hint))
+            call.client_addr = client_addr
+        finally:
+            self._starting[client_addr] -= 1
+            if not self._starting[client_addr]:
+                del self._starting[client_addr]
+        per_tenant = self._settings.browser_calls_per_tenant
+        if sum(1 for c in self.calls.values() if c.tenant_id == call.tenant_id) >= per_tenant:
+            await call.end("tenant-limit")
+            raise _too_many(f"this tenant already has {per_tenant} browser calls open on this gateway")
+        self.calls[call.call_id] = call
+        log.info("call %s: started (customer %s)", call.call_id, call.customer_id or "unknown")
+        return call
+
+    async def _create(self, hint: dict[str, str]) -> BridgedCall:
         client = self._client()
         config = call_pb2.CallConfig(labels={"channel": "webrtc"})
         if hint:
@@ -81,16 +139,30 @@ class CallRegistry:
         except CallpilotError as err:
             raise api_error_from(err) from None
         customer_id = await self._identify(client, hint)
-        call = BridgedCall(
+        return BridgedCall(
             created.call_id,
             customer_id,
             client=client,
             ice_servers=self.gateway_ice_servers,
             silence_timeout_s=self._settings.silence_timeout_s,
             on_finished=self._finished,
+            tenant_id=created.tenant_id,
         )
-        self.calls[call.call_id] = call
-        log.info("call %s: started (customer %s)", call.call_id, customer_id or "unknown")
+
+    async def _join(self, join_token: str, call_id: str, client_addr: str) -> BridgedCall:
+        # A client of its own: the token is this call's only credential, used for its StreamCall only.
+        client = AsyncCallpilot(self._settings.server, api_key=join_token)
+        call = BridgedCall(
+            call_id,
+            "",
+            client=client,
+            ice_servers=self.gateway_ice_servers,
+            silence_timeout_s=self._settings.silence_timeout_s,
+            on_finished=self._finished,
+            owns_client=True,
+            client_addr=client_addr,
+        )
+        await call.open()
         return call
 
     async def _identify(self, client: AsyncCallpilot, hint: dict[str, str]) -> str:
@@ -134,6 +206,8 @@ class CallRegistry:
         ]
 
     def _finished(self, call: BridgedCall) -> None:
+        if self.calls.get(call.call_id) is not call:
+            return  # never registered (refused at start)
         self.calls.pop(call.call_id, None)
         self._ended[call.call_id] = call.snapshot()
         while len(self._ended) > ENDED_KEPT:

@@ -29,12 +29,14 @@ from aiohttp import WSMsgType, web
 from callpilot.client import CallpilotError
 from callpilot.gateway.grpcweb import cors
 from callpilot.gateway.keys import CLIENT, SETTINGS
-from callpilot.gateway.webrtc.call import api_error_from
+from callpilot.gateway.webrtc import access
+from callpilot.gateway.webrtc.call import BridgedCall, api_error_from
 from callpilot.gateway.webrtc.errors import ApiError, bad_request
 from callpilot.gateway.webrtc.registry import CallRegistry
 from callpilot.gateway.webrtc.turn import browser_ice_servers
 from callpilot.gateway.webrtc.validation import (
     parse_candidate,
+    parse_join,
     parse_json_object,
     parse_leg_ref,
     parse_offer,
@@ -116,7 +118,7 @@ async def _preflight(request: web.Request) -> web.Response:
         headers={
             **cors,
             "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Allow-Headers": "Content-Type, Authorization",
             "Access-Control-Max-Age": "600",
         },
     )
@@ -135,9 +137,24 @@ def _registry(request: web.Request) -> CallRegistry:
 
 @api
 async def start_call(request: web.Request, cors: dict[str, str]) -> web.Response:
-    hint = parse_start(await _body(request, allow_empty=True))
-    call = await _registry(request).start(hint)
-    return web.json_response({"call_id": call.call_id, "customer_id": call.customer_id}, headers=cors)
+    body = await _body(request, allow_empty=True)
+    hint = parse_start(body)
+    join_token, call_id = parse_join(body)
+    call = await _registry(request).start(
+        hint, join_token=join_token, call_id=call_id, client_addr=request.remote or ""
+    )
+    return web.json_response(
+        {"call_id": call.call_id, "customer_id": call.customer_id, "customer_token": call.customer_token},
+        headers=cors,
+    )
+
+
+async def _check_leg(request: web.Request, call: BridgedCall, role: str) -> None:
+    """With auth on: the customer's leg needs the call's customer token, the agent's the agent's key."""
+    if role == "customer":
+        access.require_customer(request, call.customer_token)
+    else:
+        await access.require_agent(request, call.call_id)
 
 
 @api
@@ -150,6 +167,7 @@ async def ice_servers(request: web.Request, cors: dict[str, str]) -> web.Respons
 async def offer(request: web.Request, cors: dict[str, str]) -> web.Response:
     parsed = parse_offer(await _body(request))
     call = _registry(request).get(parsed.call_id)  # 404 / 409 before the SDP is looked at
+    await _check_leg(request, call, parsed.role)
     validate_offer_sdp(parsed.sdp)
     answer = await call.join(parsed.role, parsed.sdp)
     return web.json_response({"sdp": answer, "type": "answer"}, headers=cors)
@@ -159,18 +177,27 @@ async def offer(request: web.Request, cors: dict[str, str]) -> web.Response:
 async def hangup(request: web.Request, cors: dict[str, str]) -> web.Response:
     call_id, role = parse_leg_ref(await _body(request))
     call = _registry(request).get(call_id)
+    await _check_leg(request, call, role)
     call.hang_up(role)
     return web.json_response({"call": call.snapshot()}, headers=cors)
 
 
 @api
 async def waiting(request: web.Request, cors: dict[str, str]) -> web.Response:
+    await access.require_agent(request, None)
     return web.json_response({"calls": _registry(request).waiting()}, headers=cors)
 
 
 @api
 async def describe(request: web.Request, cors: dict[str, str]) -> web.Response:
     call_id = validate_call_id(request.match_info["call_id"])
+    live = _registry(request).calls.get(call_id)
+    try:
+        if live is None:
+            raise ApiError(401, "INVALID_CUSTOMER_TOKEN", "not this call's customer")
+        access.require_customer(request, live.customer_token)
+    except ApiError:
+        await access.require_agent(request, call_id)
     return web.json_response(_registry(request).describe(call_id), headers=cors)
 
 
@@ -190,32 +217,45 @@ async def events(request: web.Request, cors: dict[str, str]) -> web.StreamRespon
     slots = request.app[EVENT_STREAMS]
     if slots.locked():
         raise ApiError(503, "TOO_MANY_WATCHERS", "too many event streams on this gateway; try again later")
+    token = await access.require_agent(request, call_id)
     async with slots:
-        stream = request.app[CLIENT].watch_call(call_id, from_sequence=max(from_sequence, 1))
-        # A bounded hand-off from WatchCall to the browser: when the browser
-        # reads slowly the reader waits, which backs WatchCall up, and the
-        # server then skips only ephemeral events for this watcher.
-        queue: asyncio.Queue[Any] = asyncio.Queue(EVENT_QUEUE)
-        reader = asyncio.create_task(_read_events(stream, queue))
+        client = access.agent_client(request, token)
         try:
-            first = await queue.get()
-            if isinstance(first, CallpilotError):
-                raise api_error_from(first)
-            response = web.StreamResponse(
-                headers={**cors, "Content-Type": "text/event-stream", "Cache-Control": "no-store"}
-            )
-            await response.prepare(request)
-            item = first
-            with contextlib.suppress(ConnectionResetError):
-                while isinstance(item, events_pb2.CallEvent):
-                    await _write_event(response, item)
-                    item = await _next_event(queue, response)
-                await response.write(b"event: end\ndata: {}\n\n")
-            return response
+            return await _relay_events(request, cors, client, call_id, from_sequence)
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            if client is not request.app[CLIENT]:
+                await client.close()
+
+
+async def _relay_events(
+    request: web.Request, cors: dict[str, str], client: Any, call_id: str, from_sequence: int
+) -> web.StreamResponse:
+    """WatchCall (as `client`: the agent's credential with auth on) relayed as server-sent events."""
+    stream = client.watch_call(call_id, from_sequence=max(from_sequence, 1))
+    # A bounded hand-off from WatchCall to the browser: when the browser
+    # reads slowly the reader waits, which backs WatchCall up, and the
+    # server then skips only ephemeral events for this watcher.
+    queue: asyncio.Queue[Any] = asyncio.Queue(EVENT_QUEUE)
+    reader = asyncio.create_task(_read_events(stream, queue))
+    try:
+        first = await queue.get()
+        if isinstance(first, CallpilotError):
+            raise api_error_from(first)
+        response = web.StreamResponse(
+            headers={**cors, "Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+        )
+        await response.prepare(request)
+        item = first
+        with contextlib.suppress(ConnectionResetError):
+            while isinstance(item, events_pb2.CallEvent):
+                await _write_event(response, item)
+                item = await _next_event(queue, response)
+            await response.write(b"event: end\ndata: {}\n\n")
+        return response
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
 
 
 _END = object()
@@ -265,6 +305,7 @@ async def ice_candidates(request: web.Request) -> web.StreamResponse:
         call_id = validate_call_id(request.match_info["call_id"])
         role = validate_role(request.query.get("role"), field="role (query parameter)")
         call = _registry(request).get(call_id)
+        await _check_leg(request, call, role)
     except ApiError as err:
         return err.response()
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=16 * 1024)

@@ -101,9 +101,26 @@ def validate_role(role: object, field: str = "role") -> str:
     return role
 
 
+MAX_TOKEN_CHARS = 256
+
+
+def parse_join(body: Mapping[str, Any]) -> tuple[str, str]:
+    """`POST /api/calls/start` body's optional `join_token` (from the call link) and `call_id`."""
+    out: list[str] = []
+    for key in ("join_token", "call_id"):
+        value = body.get(key, "")
+        if not isinstance(value, str) or len(value) > MAX_TOKEN_CHARS or not value.isprintable():
+            raise bad_request(f"{key} must be a string of at most {MAX_TOKEN_CHARS} characters", field=key)
+        out.append(value.strip())
+    if out[1]:
+        validate_call_id(out[1])
+    return out[0], out[1]
+
+
 def parse_start(body: Mapping[str, Any]) -> dict[str, str]:
-    """`POST /api/calls/start` body: optional {"customer_hint": {customer_id|phone|email}}."""
-    _reject_unknown(body, ("customer_hint",))
+    """`POST /api/calls/start` body: optional {"customer_hint": {customer_id|phone|email}},
+    plus the `join_token`/`call_id` read by `parse_join`."""
+    _reject_unknown(body, ("customer_hint", "join_token", "call_id"))
     hint = body.get("customer_hint")
     if hint is None:
         return {}

@@ -1,5 +1,10 @@
 // The minimal agent answer page (/answer).
-import { api, CallLeg, LevelMeter } from "/webrtc/webrtc.js";
+import { api, CallLeg, LevelMeter, setCredential, withCredential } from "/webrtc/webrtc.js";
+
+// The agent's key or token when the gateway runs with auth on: the one the agent app keeps for
+// this tab (sessionStorage), or one pasted here. Without auth nothing is asked.
+const STORAGE = "callpilot.credential";
+setCredential(sessionStorage.getItem(STORAGE) || "");
 
 const $ = (id) => document.getElementById(id);
 // Read by the browser tests; harmless for people.
@@ -50,12 +55,18 @@ async function refreshWaiting() {
       li.append(button);
       list.append(li);
     }
-  } catch (err) { /* the list is best effort */ }
+    document.getElementById("signin").hidden = true;
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) {
+      document.getElementById("signin").hidden = false;
+      document.getElementById("signin-reason").textContent = err.message;
+    }
+  }
 }
 
 const ROLE = { SPEAKER_ROLE_CUSTOMER: "customer", SPEAKER_ROLE_AGENT: "agent" };
 function followEvents(callId) {
-  source = new EventSource(`/api/calls/${encodeURIComponent(callId)}/events`);
+  source = new EventSource(withCredential(`/api/calls/${encodeURIComponent(callId)}/events`));
   const interims = new Map();
   source.onmessage = (msg) => {
     const event = JSON.parse(msg.data);
@@ -131,6 +142,14 @@ async function answer(callId) {
 }
 
 $("answer").onclick = () => answer($("callid").value.trim());
+$("signin-form").onsubmit = (e) => {
+  e.preventDefault();
+  const key = $("agent-key").value.trim();
+  $("agent-key").value = "";
+  if (key) sessionStorage.setItem(STORAGE, key);
+  setCredential(key);
+  refreshWaiting();
+};
 $("hangup").onclick = () => page.leg && page.leg.hangup();
 const preset = new URLSearchParams(window.location.search).get("call_id");
 if (preset) $("callid").value = preset;

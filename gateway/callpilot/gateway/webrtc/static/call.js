@@ -1,5 +1,5 @@
 // The customer call page (/call).
-import { api, CallLeg, LevelMeter } from "/webrtc/webrtc.js";
+import { api, CallLeg, LevelMeter, setCredential } from "/webrtc/webrtc.js";
 
 const $ = (id) => document.getElementById(id);
 // Read by the browser tests; harmless for people.
@@ -23,6 +23,22 @@ function showError(err) {
   $("error").textContent = message;
 }
 
+// The call link's join token (`/call?join=…` or `/call#join=…`, with `call=<id>` when the link
+// names the call), minted by the integrator; taken out of the address bar once read, so it does
+// not linger in history or get shared with a copied URL. Single use: the gateway spends it.
+const link = (() => {
+  const query = new URLSearchParams(window.location.search);
+  const fragment = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+  const join = fragment.get("join") || query.get("join") || "";
+  const call = fragment.get("call") || query.get("call") || "";
+  if (join) {
+    query.delete("join"); query.delete("call");
+    const rest = query.toString();
+    history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
+  }
+  return { join, call };
+})();
+
 function hint() {
   const value = $("hint").value.trim();
   if (!value) return undefined;
@@ -37,7 +53,10 @@ $("call").onclick = async () => {
   setState("starting the call…");
   try {
     const body = hint() ? { customer_hint: hint() } : {};
+    if (link.join) { body.join_token = link.join; link.join = ""; }
+    if (link.call) body.call_id = link.call;
     const started = await api("/api/calls/start", body);
+    setCredential(started.customer_token);
     page.callId = started.call_id;
     $("callinfo").textContent = `Call ${started.call_id}`;
     const params = new URLSearchParams(window.location.search);
@@ -72,6 +91,7 @@ $("call").onclick = async () => {
     $("hangup").disabled = false;
     window.addEventListener("pagehide", () => leg.beacon());
   } catch (err) {
+    if (err.status === 401 || err.status === 403) err.message = `This call link cannot be used: ${err.message}`;
     showError(err);
     setState("not connected");
     if (page.leg) page.leg.finish("error");

@@ -37,10 +37,23 @@ export class ApiError extends Error {
   }
 }
 
+// The credential this page presents to the gateway when it runs with auth on: the customer
+// page's per-call token (from /api/calls/start), or the agent's key or token on /answer.
+let credential = "";
+export function setCredential(value) { credential = value || ""; }
+export function withCredential(path) {
+  if (!credential) return path;
+  const url = new URL(path, window.location.href);
+  url.searchParams.set("access_token", credential);
+  return url.pathname + url.search;
+}
+
 export async function api(path, body) {
+  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+  if (credential) headers.Authorization = `Bearer ${credential}`;
   const init = body === undefined
-    ? { method: "GET" }
-    : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+    ? { method: "GET", headers }
+    : { method: "POST", headers, body: JSON.stringify(body) };
   let response;
   try {
     response = await fetch(path, init);
@@ -55,7 +68,7 @@ export async function api(path, body) {
 }
 
 function wsUrl(path) {
-  const url = new URL(path, window.location.href);
+  const url = new URL(withCredential(path), window.location.href);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   return url.toString();
 }
@@ -206,7 +219,7 @@ export class CallLeg extends EventTarget {
   beacon() {
     if (this.ended) return;
     const body = new Blob([JSON.stringify({ call_id: this.callId, role: this.role })], { type: "application/json" });
-    navigator.sendBeacon("/api/webrtc/hangup", body);
+    navigator.sendBeacon(withCredential("/api/webrtc/hangup"), body);
   }
 
   finish(reason) {
