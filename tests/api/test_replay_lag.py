@@ -20,6 +20,7 @@ from callpilot.server.api.assist import AssistServicer
 from callpilot.server.bus import InProcessBus
 from callpilot.server.manager import SessionManager
 from callpilot.server.session import SessionDeps
+from callpilot.server.tenancy import Tenants
 from callpilot.v1 import assist_service_pb2 as pb
 from callpilot.v1 import assist_service_pb2_grpc as pb_grpc
 from callpilot.v1 import call_pb2, common_pb2, events_pb2
@@ -47,7 +48,9 @@ async def rig() -> AsyncIterator[Rig]:
     )
     manager = SessionManager(deps, tenant_id="default", max_calls=10)
     server = grpc.aio.server()
-    pb_grpc.add_AssistServiceServicer_to_server(AssistServicer(manager, store, deps.bus), server)
+    pb_grpc.add_AssistServiceServicer_to_server(
+        AssistServicer(Tenants.single(manager, store, deps.bus)), server
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

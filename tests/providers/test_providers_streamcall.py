@@ -31,6 +31,7 @@ from callpilot.server.session import SessionDeps
 from callpilot.server.store import DEFAULT_TENANT, Store
 from callpilot.server.stt.deepgram import DeepgramEngine
 from callpilot.server.stt.replay import ReconnectPolicy
+from callpilot.server.tenancy import Tenants
 from callpilot.v1 import assist_service_pb2_grpc, call_pb2, common_pb2, events_pb2
 from providers.fake_deepgram import DeepgramScript, FakeDeepgram, silence, tone_words
 from providers.fake_openai import ChatReply, Completion, Error, FakeOpenAI, Stream, ToolCallSpec, text_stream
@@ -76,7 +77,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Any]:
         manager = SessionManager(deps, tenant_id=DEFAULT_TENANT, max_calls=4)
         server = grpc.aio.server()
         assist_service_pb2_grpc.add_AssistServiceServicer_to_server(
-            AssistServicer(manager, store, bus), server
+            AssistServicer(Tenants.single(manager, store, bus)), server
         )
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()

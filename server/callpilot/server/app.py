@@ -20,15 +20,14 @@ import grpc
 from callpilot.server.api.assist import AssistServicer
 from callpilot.server.api.directory import DirectoryServicer
 from callpilot.server.api.webhooks import WebhookServicer
-from callpilot.server.assist.tools import ToolBox
 from callpilot.server.auth.join_tokens import JoinTokens
 from callpilot.server.auth.setup import build_auth, server_credentials
-from callpilot.server.bus import InProcessBus
 from callpilot.server.config import Settings
 from callpilot.server.manager import SessionManager
-from callpilot.server.providers import build_assistant, build_stt
-from callpilot.server.session import SessionDeps
+from callpilot.server.providers import build_stt
 from callpilot.server.store import Store
+from callpilot.server.stt.base import STTEngine
+from callpilot.server.tenancy import Tenants, tenant_factory
 from callpilot.server.webhooks.worker import WebhookWorker
 from callpilot.v1 import (
     assist_service_pb2,
@@ -115,16 +114,22 @@ class CallpilotServer:
         self._drain = _DrainInterceptor()
         self._join_tokens: JoinTokens | None = None
         self._store: Store | None = None
-        self._manager: SessionManager | None = None
-        self._deps: SessionDeps | None = None
+        self._tenants: Tenants | None = None
+        self._stt: STTEngine | None = None
         self._stopped = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
         self._webhooks: WebhookWorker | None = None
 
     @property
     def manager(self) -> SessionManager:
-        assert self._manager is not None
-        return self._manager
+        """The default tenant's session manager."""
+        assert self._tenants is not None
+        return self._tenants.get(self._tenants.default_tenant).manager
+
+    @property
+    def tenants(self) -> Tenants:
+        assert self._tenants is not None
+        return self._tenants
 
     async def start(self) -> None:
         s = self.settings
@@ -133,30 +138,24 @@ class CallpilotServer:
         await stt.warm_up()
         store = await Store.open(s.effective_database_url, seed_demo=s.seed_demo, tenant_id=s.tenant_id)
         self._store = store
-        toolbox = ToolBox(store)
-        assistant = build_assistant(s, store, toolbox)
-        bus = InProcessBus()
-        self._deps = SessionDeps(
-            store=store,
-            bus=bus,
-            stt=stt,
-            assistant=assistant,
-            directory=store,
-            toolbox=toolbox,
-        )
-        self._manager = SessionManager(self._deps, tenant_id=s.tenant_id, max_calls=s.max_calls)
+        self._stt = stt
+        self._tenants = tenants = Tenants(tenant_factory(store, s, stt), s.tenant_id)
         # Before the port opens: calls a dead process left ACTIVE are ended
-        # (SERVER_RESTART), so watchers and GetCall see final records.
-        recovered = await self._manager.recover()
+        # (SERVER_RESTART), in every tenant, so watchers and GetCall see final records.
+        recovered = 0
+        for tenant_id in await store.live_call_tenants():
+            recovered += await tenants.get(tenant_id).manager.recover()
         if recovered:
             log.warning("ended %d call(s) left active by a previous process", recovered)
 
         auth, self._join_tokens = build_auth(s, store)
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[auth, self._drain])
         assist_service_pb2_grpc.add_AssistServiceServicer_to_server(
-            AssistServicer(self._manager, store, bus), server
+            AssistServicer(tenants, self._join_tokens), server
         )
-        directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryServicer(store), server)
+        directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(
+            DirectoryServicer(lambda: tenants.current().deps.directory), server
+        )
         webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(
             WebhookServicer(store.engine, s.tenant_id), server
         )
@@ -210,8 +209,8 @@ class CallpilotServer:
         """Report NOT_SERVING and refuse new calls; reads and watchers keep working."""
         await self._health.enter_graceful_shutdown()
         self._drain.draining = True
-        if self._manager is not None:
-            self._manager.accepting = False
+        for scope in self._tenants.all() if self._tenants is not None else []:
+            scope.manager.accepting = False
 
     async def _stop(self) -> None:
         grace = self.settings.shutdown_grace_s
@@ -219,15 +218,18 @@ class CallpilotServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         await self.begin_drain()
-        if self._manager is not None:
-            await self._manager.drain(max(0.0, deadline - loop.time()))
+        if self._tenants is not None:
+            await asyncio.gather(
+                *(scope.manager.drain(max(0.0, deadline - loop.time())) for scope in self._tenants.all())
+            )
         if self._server is not None:
             await self._server.stop(max(0.5, deadline - loop.time()))
-        if self._deps is not None:
+        for scope in self._tenants.all() if self._tenants is not None else []:
             with contextlib.suppress(Exception):
-                await self._deps.assistant.aclose()
+                await scope.deps.assistant.aclose()
+        if self._stt is not None:
             with contextlib.suppress(Exception):
-                await self._deps.stt.aclose()
+                await self._stt.aclose()
         if self._webhooks is not None:
             await self._webhooks.stop()
         if self._store is not None:

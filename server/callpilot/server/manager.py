@@ -44,6 +44,14 @@ class SessionManager:
         self.accepting = True
 
     @property
+    def deps(self) -> SessionDeps:
+        return self._deps
+
+    @property
+    def tenant_id(self) -> str:
+        return self._tenant_id
+
+    @property
     def sessions(self) -> dict[str, CallSession]:
         return self._sessions
 

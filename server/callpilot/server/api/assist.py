@@ -26,11 +26,15 @@ from callpilot.server.api.validation import (
     validate_from_sequence,
     validate_page_size,
 )
+from callpilot.server.auth.errors import PermissionDenied
+from callpilot.server.auth.join_tokens import JoinTokens
+from callpilot.server.auth.principal import current_principal
 from callpilot.server.bus import InProcessBus
 from callpilot.server.errors import CallpilotError, FailedPrecondition, InvalidArgument, NotFound, Violation
 from callpilot.server.manager import SessionManager
 from callpilot.server.session import CallSession
 from callpilot.server.store.protocols import CallLog
+from callpilot.server.tenancy import Tenants
 from callpilot.v1 import assist_service_pb2 as pb
 from callpilot.v1 import assist_service_pb2_grpc as pb_grpc
 from callpilot.v1 import call_pb2, events_pb2
@@ -42,10 +46,25 @@ Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 class AssistServicer(pb_grpc.AssistServiceServicer):
-    def __init__(self, manager: SessionManager, store: CallLog, bus: InProcessBus) -> None:
-        self._manager = manager
-        self._store = store
-        self._bus = bus
+    """Every handler works inside the caller's tenant: `_manager`, `_store` and
+    `_bus` are that tenant's (see tenancy.py), so nothing here can reach
+    another tenant's calls."""
+
+    def __init__(self, tenants: Tenants, join_tokens: JoinTokens | None = None) -> None:
+        self._tenants = tenants
+        self._join = join_tokens
+
+    @property
+    def _manager(self) -> SessionManager:
+        return self._tenants.current().manager
+
+    @property
+    def _store(self) -> CallLog:
+        return self._tenants.current().store
+
+    @property
+    def _bus(self) -> InProcessBus:
+        return self._tenants.current().bus
 
     async def _is_over(self, call_id: str) -> bool:
         """True when the call has ended and no session will publish for it again."""
@@ -64,7 +83,8 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
             first: pb.StreamCallRequest | None = None
             with contextlib.suppress(StopAsyncIteration):
                 first = await requests.__anext__()
-            session = await self._manager.open(validate_first_request(first))
+            config = _joinable(validate_first_request(first))
+            session = await self._manager.open(config)
         except CallpilotError as err:
             await abort(context, err)
 
@@ -203,7 +223,12 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
     async def CreateCall(self, request: pb.CreateCallRequest, context: Ctx) -> pb.CreateCallResponse:
         validate_config(request.config)
         call = await self._manager.create_call(request.config)
-        return pb.CreateCallResponse(call=call)
+        response = pb.CreateCallResponse(call=call)
+        if self._join is not None:
+            token, expires = await self._join.mint(self._tenants.current().tenant_id, call.call_id)
+            response.join_token = token
+            response.join_token_expire_time.FromDatetime(expires)
+        return response
 
     @unary
     async def GetCall(self, request: pb.GetCallRequest, context: Ctx) -> pb.GetCallResponse:
@@ -274,6 +299,23 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
         else:
             suggestion = await self._store.record_feedback(request.call_id, request.feedback)
         return pb.SubmitFeedbackResponse(suggestion=suggestion)
+
+
+def _joinable(config: call_pb2.CallConfig) -> call_pb2.CallConfig:
+    """A join token streams its own call and no other (its config names it or nothing)."""
+    principal = current_principal.get()
+    if principal is None or principal.call_id is None:
+        return config
+    if config.call_id and config.call_id != principal.call_id:
+        raise PermissionDenied(
+            "JOIN_TOKEN_OTHER_CALL",
+            "this join token is for another call; leave config.call_id empty or name the token's call",
+            {"call_id": config.call_id},
+        )
+    joined = call_pb2.CallConfig()
+    joined.CopyFrom(config)
+    joined.call_id = principal.call_id
+    return joined
 
 
 class _ChunkTooLarge(CallpilotError):

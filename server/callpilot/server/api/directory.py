@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -35,8 +36,14 @@ def _required(value: str, field: str, what: str) -> str:
 
 
 class DirectoryServicer(pb_grpc.DirectoryServiceServicer):
-    def __init__(self, directory: Directory) -> None:
-        self._directory = directory
+    """Lookups in the caller's tenant's directory only (`directory_for` reads the credential)."""
+
+    def __init__(self, directory_for: Callable[[], Directory]) -> None:
+        self._directory_for = directory_for
+
+    @property
+    def _directory(self) -> Directory:
+        return self._directory_for()
 
     @unary
     async def SearchCustomers(

@@ -120,6 +120,19 @@ class CallRecords(StoreBase):
             if result.rowcount == 0:
                 raise NotFound(f'call "{call.call_id}" not found', metadata={"call_id": call.call_id})
 
+    async def live_call_tenants(self) -> list[str]:
+        """Every tenant with a call still ACTIVE, across the whole database.
+
+        The one cross-tenant query: start-up recovery and the owner reaper
+        must find calls of tenants that have sent no request yet.
+        """
+        c = schema.calls.c
+        async with self._read() as conn:
+            rows = await conn.execute(
+                select(c.tenant_id).where(c.state == call_pb2.CALL_STATE_ACTIVE).distinct()
+            )
+            return [r[0] for r in rows]
+
 
 def _encode_page_token(create_time: datetime, call_id: str) -> str:
     raw = json.dumps([create_time.isoformat(), call_id], separators=(",", ":")).encode()
