@@ -22,14 +22,15 @@ sendBeacon). With auth off (a loopback development gateway) nothing is asked.
 from __future__ import annotations
 
 import hmac
+from collections.abc import AsyncIterator
 
 import grpc
 import grpc.aio
 from aiohttp import web
-from callpilot.client import AsyncCallpilot, CallpilotError
+from callpilot.client import CallpilotError
 from callpilot.gateway.keys import CLIENT, SETTINGS
 from callpilot.gateway.webrtc.errors import ApiError
-from callpilot.v1 import assist_service_pb2, assist_service_pb2_grpc
+from callpilot.v1 import assist_service_pb2, assist_service_pb2_grpc, events_pb2
 
 CHECK_TIMEOUT_S = 10.0
 """How long a credential check waits for the server."""
@@ -106,8 +107,29 @@ def require_customer(request: web.Request, expected: str) -> None:
         )
 
 
-def agent_client(request: web.Request, token: str) -> AsyncCallpilot:
-    """The gateway's client, or with auth on a client that acts with the agent's own credential."""
+async def watch_as(
+    request: web.Request, token: str, call_id: str, from_sequence: int
+) -> AsyncIterator[events_pb2.CallEvent]:
+    """WatchCall on the gateway's channel with the agent's credential as this call's metadata
+    (no channel per request); without a credential (auth off), the SDK's resuming watch.
+
+    The browser's EventSource resumes a dropped stream itself (Last-Event-ID), so the
+    credentialed path does not retry. Errors come out as CallpilotError.
+    """
+    client = request.app[CLIENT]
     if not token:
-        return request.app[CLIENT]
-    return AsyncCallpilot(request.app[SETTINGS].server, api_key=token)
+        async for event in client.watch_call(call_id, from_sequence=from_sequence):
+            yield event
+        return
+    stub = assist_service_pb2_grpc.AssistServiceStub(client.channel)
+    stream = stub.WatchCall(
+        assist_service_pb2.WatchCallRequest(call_id=call_id, from_sequence=from_sequence),
+        metadata=(("authorization", f"Bearer {token}"),),
+    )
+    try:
+        async for response in stream:
+            yield response.event
+    except grpc.aio.AioRpcError as err:
+        raise CallpilotError.from_rpc_error(err) from None
+    finally:
+        stream.cancel()

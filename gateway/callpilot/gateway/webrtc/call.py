@@ -57,6 +57,9 @@ MAX_PENDING_CANDIDATES = 64
 SUBSCRIBER_QUEUE = 64
 """Messages queued per websocket; a page that does not read 64 messages is disconnected."""
 
+_CLOSING: set[asyncio.Task[None]] = set()
+"""Per-call clients being closed (strong references until done)."""
+
 ROLE_PB = {CUSTOMER: common_pb2.SPEAKER_ROLE_CUSTOMER, AGENT: common_pb2.SPEAKER_ROLE_AGENT}
 
 
@@ -124,6 +127,7 @@ class BridgedCall:
         # The customer page's secret for its own leg (checked with auth on; see access.py).
         self.customer_token = secrets.token_urlsafe(24)
         self._owns_client = owns_client
+        self.stream_error: CallpilotError | None = None  # what ended the StreamCall, if it failed
         self.state = "waiting"
         self.end_reason = ""
         self.created = time.time()
@@ -307,6 +311,7 @@ class BridgedCall:
                 elif event.HasField("call_ended"):
                     self.end_reason = call_pb2.CallEndReason.Name(event.call_ended.reason)
         except CallpilotError as err:
+            self.stream_error = err
             reason = "server-error"
             self.end_reason = self.end_reason or f"{err.code.name}: {err.message}"
             self._log.warning("StreamCall failed: %s", err)
@@ -401,5 +406,8 @@ class BridgedCall:
         self.finished.set()
         self._on_finished(self)
         if self._owns_client:
-            await self._client.close()
+            # Closed from a task of its own, not from inside the task that read the channel's call.
+            closing = asyncio.create_task(self._client.close())
+            _CLOSING.add(closing)
+            closing.add_done_callback(_CLOSING.discard)
         self._log.info("call finished (%s)", self.end_reason)

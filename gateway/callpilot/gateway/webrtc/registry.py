@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 from aiortc import RTCIceServer
 from callpilot.client import AsyncCallpilot, CallpilotError
 from callpilot.gateway.config import GatewaySettings
@@ -31,6 +32,9 @@ peer connection, a decoder thread and ~1-2 % of a core (see docs/webrtc.md)."""
 
 ENDED_KEPT = 1000
 """Finished calls remembered so a late offer gets 409 "ended" rather than 404."""
+
+JOIN_ATTEMPTS = 3
+"""StreamCall attempts with one join token (see `CallRegistry._join`)."""
 
 LIMIT_RETRY_AFTER_S = 30
 """Retry-After of a 429 for too many browser calls: unjoined calls expire, hung-up ones end."""
@@ -150,20 +154,36 @@ class CallRegistry:
         )
 
     async def _join(self, join_token: str, call_id: str, client_addr: str) -> BridgedCall:
-        # A client of its own: the token is this call's only credential, used for its StreamCall only.
-        client = AsyncCallpilot(self._settings.server, api_key=join_token)
-        call = BridgedCall(
-            call_id,
-            "",
-            client=client,
-            ice_servers=self.gateway_ice_servers,
-            silence_timeout_s=self._settings.silence_timeout_s,
-            on_finished=self._finished,
-            owns_client=True,
-            client_addr=client_addr,
-        )
-        await call.open()
-        return call
+        """The token's call, streaming. A client of its own per call: the token is this call's
+        only credential, used for its StreamCall only.
+
+        One retry, on INTERNAL before the call started: grpc-python reports a stream that the
+        server refused before the client's first message was written as INTERNAL ("Internal
+        error from Core"), hiding the server's UNAUTHENTICATED. A refused token is not spent,
+        so asking again yields the real reason (expired, used, invalid); an accepted token
+        never sees this race.
+        """
+        for attempt in range(JOIN_ATTEMPTS):
+            call = BridgedCall(
+                call_id,
+                "",
+                client=AsyncCallpilot(self._settings.server, api_key=join_token),
+                ice_servers=self.gateway_ice_servers,
+                silence_timeout_s=self._settings.silence_timeout_s,
+                on_finished=self._finished,
+                owns_client=True,
+                client_addr=client_addr,
+            )
+            try:
+                await call.open()
+                return call
+            except ApiError:
+                err = call.stream_error
+                if attempt + 1 < JOIN_ATTEMPTS and err is not None and err.code == grpc.StatusCode.INTERNAL:
+                    log.info("StreamCall with a join token: INTERNAL before the start; asking again")
+                    continue
+                raise
+        raise AssertionError("unreachable")
 
     async def _identify(self, client: AsyncCallpilot, hint: dict[str, str]) -> str:
         """The directory customer the hint names, when it names exactly one; else ""."""

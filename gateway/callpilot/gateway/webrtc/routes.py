@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from callpilot.client import CallpilotError
 from callpilot.gateway.grpcweb import cors
-from callpilot.gateway.keys import CLIENT, SETTINGS
+from callpilot.gateway.keys import SETTINGS
 from callpilot.gateway.webrtc import access
 from callpilot.gateway.webrtc.call import BridgedCall, api_error_from
 from callpilot.gateway.webrtc.errors import ApiError, bad_request
@@ -219,19 +219,14 @@ async def events(request: web.Request, cors: dict[str, str]) -> web.StreamRespon
         raise ApiError(503, "TOO_MANY_WATCHERS", "too many event streams on this gateway; try again later")
     token = await access.require_agent(request, call_id)
     async with slots:
-        client = access.agent_client(request, token)
-        try:
-            return await _relay_events(request, cors, client, call_id, from_sequence)
-        finally:
-            if client is not request.app[CLIENT]:
-                await client.close()
+        return await _relay_events(request, cors, token, call_id, from_sequence)
 
 
 async def _relay_events(
-    request: web.Request, cors: dict[str, str], client: Any, call_id: str, from_sequence: int
+    request: web.Request, cors: dict[str, str], token: str, call_id: str, from_sequence: int
 ) -> web.StreamResponse:
-    """WatchCall (as `client`: the agent's credential with auth on) relayed as server-sent events."""
-    stream = client.watch_call(call_id, from_sequence=max(from_sequence, 1))
+    """WatchCall (with the agent's credential when auth is on) relayed as server-sent events."""
+    stream = access.watch_as(request, token, call_id, max(from_sequence, 1))
     # A bounded hand-off from WatchCall to the browser: when the browser
     # reads slowly the reader waits, which backs WatchCall up, and the
     # server then skips only ephemeral events for this watcher.
