@@ -11,8 +11,6 @@ and per tenant (429 with Retry-After); origins are never trusted from the Host h
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,53 +21,22 @@ from aiohttp import web
 from callpilot.client import AsyncCallpilot
 from callpilot.gateway.app import create_app
 from callpilot.gateway.config import GatewaySettings
-from support import VENV_BIN, ServerProcess
+from web.auth_support import AuthServer
+from web.auth_support import auth_server as start_auth_server
 from web.procs import free_port
 
 JOIN_TTL_S = 8.0
 PUBLIC = "https://desk.example.com"
 
 
-def create_key(env: dict[str, str], tenant: str, role: str) -> str:
-    out = subprocess.run(
-        [str(VENV_BIN / "callpilot"), "keys", "create", "--tenant", tenant, "--role", role],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout.strip()
-
-
-@dataclass
-class AuthServer:
-    proc: ServerProcess
-    integrator: str
-    agent: str
-    other_agent: str  # another tenant's
-
-
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[AuthServer]:
-    tmp = tmp_path_factory.mktemp("webrtc-auth")
-    env = {
-        "CALLPILOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'auth.sqlite'}",
-        "CALLPILOT_DATA_DIR": str(tmp),
-        "CALLPILOT_STT": "null",
-        "CALLPILOT_AUTH": "on",
-        "CALLPILOT_JOIN_TOKEN_TTL_S": str(JOIN_TTL_S),
-    }
-    proc = ServerProcess(env, artifacts / "server-webrtc-auth.log").start()
-    try:
-        yield AuthServer(
-            proc,
-            integrator=create_key(env, "default", "integrator"),
-            agent=create_key(env, "default", "agent"),
-            other_agent=create_key(env, "acme", "agent"),
-        )
-    finally:
-        proc.stop()
+    with start_auth_server(
+        tmp_path_factory.mktemp("webrtc-auth"),
+        artifacts / "server-webrtc-auth.log",
+        CALLPILOT_JOIN_TOKEN_TTL_S=str(JOIN_TTL_S),
+    ) as server:
+        yield server
 
 
 @dataclass
