@@ -1,11 +1,23 @@
+import { useEffect, useState } from "preact/hooks";
 import { CallList } from "./components/CallList";
+import { SignIn } from "./components/SignIn";
 import { CallView } from "./components/CallView";
 import { NotFound } from "./components/NotFound";
 import { RecordView } from "./components/Records";
 import { linkHandler, useRoute } from "./router";
+import { session } from "./session";
+
+/** Re-render on every change of the session (signed in, refused, signed out). */
+function useSession() {
+  const [, setTick] = useState(0);
+  useEffect(() => session.subscribe(() => setTick((t) => t + 1)), []);
+  return session;
+}
 
 export function App() {
   const route = useRoute();
+  const current = useSession();
+  const state = current.state;
   return (
     <>
       <a class="skip-link" href="#main">
@@ -25,9 +37,24 @@ export function App() {
           <a href="/answer" title="Answer a waiting call with your microphone (WebRTC)">
             Answer a call
           </a>
+          {state.kind === "signedIn" && (
+            <button class="btn btn-small sign-out" type="button" onClick={() => session.signOut()}>
+              Sign out
+            </button>
+          )}
         </nav>
       </header>
-      <main id="main" class="app-main" tabIndex={-1}>
+      <main id="main" class="app-main" tabIndex={-1} key={current.epoch}>
+        {state.kind === "required" && <SignIn reason={state.reason} message={state.message} />}
+        {state.kind !== "required" && <Routes route={route} />}
+      </main>
+    </>
+  );
+}
+
+function Routes({ route }: { route: ReturnType<typeof useRoute> }) {
+  return (
+    <>
         {route.name === "calls" && <CallList />}
         {route.name === "call" && <CallView key={route.callId} callId={route.callId} />}
         {route.name === "record" && (
@@ -45,7 +72,6 @@ export function App() {
             </p>
           </NotFound>
         )}
-      </main>
     </>
   );
 }

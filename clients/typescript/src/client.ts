@@ -17,6 +17,7 @@ import { ToolDecisionSchema, type ToolCall, type ToolDecisionKind } from "./gen/
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Customer, KnowledgeHit, Order, Policy, PolicyType } from "./gen/callpilot/v1/directory_pb.js";
 import { DirectoryService, type GetCustomerResponse } from "./gen/callpilot/v1/directory_service_pb.js";
+import { bearerAuth } from "./auth.js";
 import { CallpilotError } from "./errors.js";
 import { CallWatch, type WatchCallOptions } from "./watch.js";
 
@@ -36,6 +37,13 @@ export interface CallpilotClientOptions {
   headers?: Record<string, string>;
   /** connect interceptors applied to every call. */
   interceptors?: Interceptor[];
+  /**
+   * The credential (API key or JWT) sent as `authorization: Bearer …` on every
+   * call, read when each call starts; see `bearerAuth`.
+   */
+  credential?: () => string | undefined;
+  /** Called when the server refuses a call as UNAUTHENTICATED (with `credential`). */
+  onUnauthenticated?: (error: CallpilotError) => void;
 }
 
 /** Per-call options of the unary methods. */
@@ -69,13 +77,24 @@ export class CallpilotClient {
   private readonly headers: Record<string, string>;
 
   constructor(options: CallpilotClientOptions = {}) {
+    const interceptors = [
+      ...(options.credential !== undefined
+        ? [
+            bearerAuth({
+              credential: options.credential,
+              ...(options.onUnauthenticated !== undefined ? { onUnauthenticated: options.onUnauthenticated } : {}),
+            }),
+          ]
+        : []),
+      ...(options.interceptors ?? []),
+    ];
     const transport =
       options.transport ??
       createGrpcWebTransport({
         baseUrl: options.baseUrl ?? defaultBaseUrl(),
         useBinaryFormat: true,
         ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
-        ...(options.interceptors !== undefined ? { interceptors: options.interceptors } : {}),
+        ...(interceptors.length > 0 ? { interceptors } : {}),
       });
     this.assist = createClient(AssistService, transport);
     this.directory = createClient(DirectoryService, transport);

@@ -7,6 +7,7 @@
 // enums (SpeakerRole.CUSTOMER), int64 fields are bigint, google.protobuf.Struct
 // fields are plain JSON objects.
 
+export { bearerAuth, type BearerAuthOptions } from "./auth.js";
 export { CallpilotClient, type CallpilotClientOptions, type RequestOptions } from "./client.js";
 export { CallpilotError, describeError, statusName, type FieldViolation, type StatusName } from "./errors.js";
 export { CallWatch, type WatchCallOptions, type WatchState, type WatchCallFn } from "./watch.js";
