@@ -129,3 +129,33 @@ def test_unreadable_and_malformed_files(tmp_path: Path, data_dir: Path) -> None:
     broken.write_text('{"customers": [')
     malformed = run("db", "import", str(broken), data_dir=data_dir)
     assert malformed.returncode == 2 and "not valid JSON" in malformed.stderr and "line 1" in malformed.stderr
+
+
+def test_every_problem_is_printed(tmp_path: Path, data_dir: Path) -> None:
+    bad_doc = json.loads(json.dumps(GOOD))
+    bad_doc["customers"][0]["email"] = "not-an-address"
+    bad_doc["orders"][0]["items"][0]["quantity"] = "two"
+    bad_doc["articles"][0]["title"] = ""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(bad_doc))
+    rejected = run("db", "import", str(bad), data_dir=data_dir)
+    assert rejected.returncode == 2
+    lines = rejected.stderr.splitlines()
+    assert "nothing was changed" in lines[0] and "3 problems" in lines[0]
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [
+        "customers[0].email",
+        "orders[0].items[0].quantity",
+        "articles[0].title",
+    ]
+
+
+def test_repeated_key_and_deep_nesting_are_refused(tmp_path: Path, data_dir: Path) -> None:
+    repeated = tmp_path / "repeated.json"
+    repeated.write_text('{"customers": [], "customers": []}')
+    result = run("db", "import", str(repeated), data_dir=data_dir)
+    assert result.returncode == 2 and 'repeats the key "customers"' in result.stderr
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    result = run("db", "import", str(deep), data_dir=data_dir)
+    assert result.returncode == 2 and "nests lists and objects" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from assist_directory_fake import FakeDirectory
+from fakes.directory import FakeDirectory
 
 
 @pytest.fixture

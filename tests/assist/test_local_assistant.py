@@ -6,12 +6,12 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from assist_directory_fake import NOW, FakeDirectory
 from callpilot.server.assist.base import AssistOutput, AssistRequest, ConversationState, Turn
 from callpilot.server.assist.local import LocalAssistant
 from callpilot.server.context.engine import ContextEngine
 from callpilot.v1 import call_pb2, common_pb2, directory_pb2
 from callpilot.v1 import events_pb2 as ev
+from fakes.directory import NOW, FakeDirectory
 
 CUSTOMER = common_pb2.SPEAKER_ROLE_CUSTOMER
 AGENT = common_pb2.SPEAKER_ROLE_AGENT

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from assist_directory_fake import FakeDirectory
 from callpilot.server.assist.base import TOOL_NAMES
 from callpilot.server.assist.tools import ToolBox, result_dict
 from callpilot.server.errors import NotFound
 from callpilot.v1 import directory_pb2, events_pb2
+from fakes.directory import FakeDirectory
 from google.protobuf import json_format
 
 OK = events_pb2.TOOL_CALL_STATUS_SUCCEEDED

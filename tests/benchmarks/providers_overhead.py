@@ -47,8 +47,8 @@ from callpilot.server.stt.base import SpeechEventKind  # noqa: E402
 from callpilot.server.stt.deepgram import DeepgramEngine  # noqa: E402
 from callpilot.server.stt.openai_stt import OpenAITranscriptionEngine  # noqa: E402
 from callpilot.v1 import common_pb2, events_pb2  # noqa: E402
+from fakes.directory import FakeDirectory  # noqa: E402
 from providers.fake_deepgram import DeepgramScript, FakeDeepgram, silence, tone_words  # noqa: E402
-from providers.fake_directory import FakeDirectory  # noqa: E402
 from providers.fake_openai import FakeOpenAI, Stream, ToolCallSpec, Transcript, text_stream  # noqa: E402
 from support import synth  # noqa: E402
 

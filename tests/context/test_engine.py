@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from assist_directory_fake import FakeDirectory
 from callpilot.server.assist.base import Turn
 from callpilot.server.context.engine import ContextEngine
 from callpilot.server.redaction import Redactor
 from callpilot.v1 import call_pb2, common_pb2, events_pb2
+from fakes.directory import FakeDirectory
 
 CUSTOMER = common_pb2.SPEAKER_ROLE_CUSTOMER
 AGENT = common_pb2.SPEAKER_ROLE_AGENT

@@ -26,7 +26,7 @@ from callpilot.server.assist.local import LocalAssistant
 from callpilot.server.assist.openai_llm import OpenAIAssistant
 from callpilot.server.assist.tools import ToolBox
 from callpilot.v1 import common_pb2, directory_pb2, events_pb2
-from providers.fake_directory import FakeDirectory
+from fakes.directory import FakeDirectory
 from providers.fake_openai import (
     Completion,
     Error,

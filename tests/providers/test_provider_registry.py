@@ -29,7 +29,7 @@ from callpilot.server.stt.fallback import FallbackEngine
 from callpilot.server.stt.null import NullEngine
 from callpilot.server.stt.openai_stt import OpenAITranscriptionEngine
 from callpilot.server.stt.whisper import WhisperEngine
-from providers.fake_directory import FakeDirectory
+from fakes.directory import FakeDirectory
 
 
 @pytest.fixture

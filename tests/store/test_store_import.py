@@ -304,7 +304,7 @@ async def test_failure_while_writing_rolls_back_everything(
         await real(*args, **kwargs)
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("callpilot.server.store.store.write_document", write_then_fail)
+    monkeypatch.setattr("callpilot.server.store.loading.write_document", write_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):
         await empty_store.import_data(good_document())
     assert set((await count_rows(empty_store)).values()) == {0}

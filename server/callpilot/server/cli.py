@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from callpilot.server import logs
 from callpilot.server.config import Settings
 from callpilot.server.errors import ConfigError
 from callpilot.server.providers.registry import assistant_provider, stt_provider
+
+if TYPE_CHECKING:
+    from callpilot.server.store.importer import DataImportError
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
@@ -95,15 +98,26 @@ def db_import(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"callpilot: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
+    from callpilot.server.store.importer import DataImportError, parse_json
+
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        print(
-            f"callpilot: {args.file} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}",
-            file=sys.stderr,
-        )
-        return 2
+        doc = parse_json(text)  # rejects deep nesting and repeated keys, which json.loads lets through
+    except DataImportError as exc:
+        return _rejected(str(args.file), exc)
     return asyncio.run(_import(settings, doc, str(args.file)))
+
+
+def _rejected(name: str, exc: DataImportError) -> int:
+    """Name every problem, one per line: a person fixes the whole file in one pass."""
+    count = len(exc.violations)
+    print(
+        f"callpilot: {name} was not imported (nothing was changed): "
+        f"{count} problem{'s' if count != 1 else ''}:",
+        file=sys.stderr,
+    )
+    for line in exc.lines():
+        print(f"  {line}", file=sys.stderr)
+    return 2
 
 
 async def _import(settings: Settings, doc: object, name: str) -> int:
@@ -114,8 +128,7 @@ async def _import(settings: Settings, doc: object, name: str) -> int:
     try:
         report = await store.import_data(doc)
     except DataImportError as exc:
-        print(f"callpilot: {name} was not imported (nothing was changed): {exc}", file=sys.stderr)
-        return 2
+        return _rejected(name, exc)
     finally:
         await store.close()
     print(f"imported {report}")

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from callpilot.server.store.importer import format_cents
+from callpilot.server.store.importer.normalize import format_cents
 from callpilot.v1 import call_pb2, directory_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Row

@@ -1,5 +1,13 @@
-"""An in-memory Directory with the demo records, for unit tests of the
-context engine, tools and local assistant (no database needed)."""
+"""The one in-memory `Directory` for tests that need a directory but not a database.
+
+Unit tests of the context engine, the tools, the local assistant and the
+LLM providers all use it (import it as `from fakes.directory import
+FakeDirectory`; pytest puts tests/ on the path). One small dataset, so
+that a customer, an order number or an article means the same thing in
+every test: Maria Garcia (C-1001, gold) with order 78901, James Chen
+(C-1002) with orders 55555 and 44444, three policies, two articles. The
+SQL store is tested on its own, against the packaged demo data.
+"""
 
 from __future__ import annotations
 
@@ -47,10 +55,10 @@ class FakeDirectory:
     makes every method raise, `delay` makes every method sleep first.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, delay: float = 0.0) -> None:
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.fail: Exception | None = None
-        self.delay = 0.0
+        self.delay = delay
         self.customers = {
             "C-1001": directory_pb2.Customer(
                 customer_id="C-1001",
@@ -133,9 +141,9 @@ class FakeDirectory:
             ),
             directory_pb2.Article(
                 article_id="KB-002",
-                title="Resetting wireless headphones",
-                body="Hold the power and volume-down buttons together for ten seconds to reset.",
-                tags=["reset", "headphones"],
+                title="Tracking a shipment",
+                body="Use the tracking link in the shipping email; it updates within a day of dispatch.",
+                tags=["shipping", "tracking"],
             ),
         ]
 
@@ -152,7 +160,12 @@ class FakeDirectory:
     async def search_customers(self, query: str, limit: int = 10) -> list[directory_pb2.Customer]:
         await self._enter("search_customers", query, limit)
         q = query.lower()
-        return [c for c in self.customers.values() if q in c.name.lower() or q in c.email.lower()][:limit]
+        digits = re.sub(r"\D", "", query)
+        return [
+            c
+            for c in self.customers.values()
+            if q in c.name.lower() or q in c.email.lower() or (len(digits) >= 4 and digits in c.phone)
+        ][:limit]
 
     async def get_customer(self, customer_id: str) -> directory_pb2.Customer | None:
         await self._enter("get_customer", customer_id)
