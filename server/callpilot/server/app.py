@@ -19,6 +19,8 @@ from typing import Any
 import grpc
 from callpilot.server.api.assist import AssistServicer
 from callpilot.server.api.directory import DirectoryServicer
+from callpilot.server.api.floor import FloorServicer
+from callpilot.server.api.insights import InsightsServicer
 from callpilot.server.assist.tools import ToolBox
 from callpilot.server.bus import InProcessBus
 from callpilot.server.config import Settings
@@ -31,6 +33,10 @@ from callpilot.v1 import (
     assist_service_pb2_grpc,
     directory_service_pb2,
     directory_service_pb2_grpc,
+    floor_service_pb2,
+    floor_service_pb2_grpc,
+    insights_service_pb2,
+    insights_service_pb2_grpc,
 )
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -143,10 +149,14 @@ class CallpilotServer:
             AssistServicer(self._manager, store, bus), server
         )
         directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryServicer(store), server)
+        floor_service_pb2_grpc.add_FloorServiceServicer_to_server(FloorServicer(store, bus), server)
+        insights_service_pb2_grpc.add_InsightsServiceServicer_to_server(InsightsServicer(store), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         services = (
             assist_service_pb2.DESCRIPTOR.services_by_name["AssistService"].full_name,
             directory_service_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
+            floor_service_pb2.DESCRIPTOR.services_by_name["FloorService"].full_name,
+            insights_service_pb2.DESCRIPTOR.services_by_name["InsightsService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )
@@ -162,7 +172,7 @@ class CallpilotServer:
             )
         await server.start()
         self._server = server
-        for name in ("", *services[:2]):
+        for name in ("", *services[:4]):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.warning(
             "authentication is OFF: listening on %s:%d without TLS or API keys (loopback development mode)",
