@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from callpilot.server.alerts import AlertEngine, AlertRules
+from callpilot.server.alerts.stage import AlertStage
 from callpilot.server.errors import ConfigError
 from callpilot.v1 import common_pb2, events_pb2
 
@@ -134,3 +137,25 @@ def test_rules_from_env_and_their_errors() -> None:
         AlertRules.from_env({"CALLPILOT_ALERT_SILENCE_S": "soon"})
     with pytest.raises(ConfigError, match="sentiment_turns"):
         AlertRules(sentiment_turns=1)
+
+
+async def test_the_stage_emits_time_based_alerts_from_its_timer_and_stops_at_the_end() -> None:
+    emitted: list[events_pb2.Alert] = []
+    fired = asyncio.Event()
+
+    async def emit(alert: events_pb2.Alert) -> None:
+        emitted.append(alert)
+        fired.set()
+
+    rules = AlertRules(customer_phrases=("speak to a manager",), required_agent_phrases=(), silence_s=0.2)
+    stage = AlertStage(rules, emit)
+    try:
+        now = stage.observe(final("s-1", CUSTOMER, "Let me speak to a manager"))
+        assert [a.kind for a in now] == [events_pb2.ALERT_KIND_CUSTOMER_PHRASE]
+        await asyncio.wait_for(fired.wait(), 10)
+        assert [(a.kind, a.segment_id) for a in emitted] == [(events_pb2.ALERT_KIND_LONG_SILENCE, "s-1")]
+        assert stage.observe(events_pb2.CallEvent(alert=now[0])) == []
+        stage.observe(events_pb2.CallEvent(call_ended=events_pb2.CallEnded()))
+    finally:
+        await stage.close()
+    assert len(emitted) == 1
