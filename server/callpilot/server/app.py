@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from callpilot.server.alerts import AlertRules
 from callpilot.server.api.assist import AssistServicer
 from callpilot.server.api.directory import DirectoryServicer
 from callpilot.server.api.floor import FloorServicer
@@ -141,6 +143,7 @@ class CallpilotServer:
             assistant=assistant,
             directory=store,
             toolbox=toolbox,
+            alert_rules=AlertRules.from_env(os.environ),
         )
         self._manager = SessionManager(self._deps, tenant_id=s.tenant_id, max_calls=s.max_calls)
 

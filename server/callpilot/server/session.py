@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from callpilot.server import metrics
+from callpilot.server.alerts import AlertRules
+from callpilot.server.alerts.stage import AlertStage
 from callpilot.server.assist.base import Assistant, AssistRequest, Turn
 from callpilot.server.assist.tools import ToolBox
 from callpilot.server.audio import AudioDecoder
@@ -88,6 +90,8 @@ class SessionDeps:
     stt_fallback: STTEngine | None = None
     # Runs write tools once the agent confirms them.
     toolbox: ToolBox | None = None
+    # The tenant's supervisor alert rules; None: no alerts.
+    alert_rules: AlertRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,11 @@ class CallSession:
         # Set once the assistant has been drained: nothing may start after it.
         self._closed = False
         self.ended = asyncio.Event()
+        self._alerts = (
+            AlertStage(deps.alert_rules, lambda alert: self._emit(durable=True, alert=alert))
+            if deps.alert_rules is not None
+            else None
+        )
 
     # ----------------------------------------------------------------- events
 
@@ -166,6 +175,10 @@ class CallSession:
             self._deps.bus.publish(event)
         kind = event.WhichOneof("payload") or "none"
         metrics.EVENTS.labels(kind=kind, durable=str(durable).lower()).inc()
+        if self._alerts is not None and durable:
+            # Alerts follow the event that fired them (alert events fire nothing).
+            for alert in self._alerts.observe(event):
+                await self._emit(durable=True, alert=alert)
         return event
 
     async def notice(self, level: events_pb2.NoticeLevel.ValueType, code: str, text: str) -> None:
@@ -548,6 +561,8 @@ class CallSession:
             async with self._decision_lock:
                 for tool_call_id in list(self._pending_tools):
                     await self._close_pending(tool_call_id, "the call ended before the agent decided")
+            if self._alerts is not None:
+                await self._alerts.close()  # no alert may follow call_ended
             summary = ""
             try:
                 summary = await asyncio.wait_for(

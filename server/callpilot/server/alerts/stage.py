@@ -5,8 +5,7 @@ the alerts returned (as durable `alert` events, so they are in the call's
 log with their triggering segment); time-based rules (silence, missing
 required phrase, a write tool waiting) fire from a timer task that wakes at
 the engine's `next_due()` and emits through the same callback. The timer is
-woken on each observed event and stops once the call has ended or
-`close()` is called. At most one timer task exists per call.
+woken on each observed event and stops once `close()` is called. At most one timer task exists per call.
 """
 
 from __future__ import annotations
@@ -42,10 +41,7 @@ class AlertStage:
         if self._closed or event.HasField("alert"):
             return []
         alerts = self._engine.observe(event, self._clock())
-        if event.HasField("call_ended"):
-            self._stop_timer()
-        else:
-            self._arm()
+        self._arm()
         return alerts
 
     def _arm(self) -> None:
@@ -64,6 +60,8 @@ class AlertStage:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, due - self._clock()))
+            if self._closed:
+                return
             for alert in self._engine.tick(self._clock()):
                 try:
                     await self._emit(alert)
@@ -71,15 +69,14 @@ class AlertStage:
                     # The call may be ending; an alert is advisory and never ends a call.
                     log.warning("could not emit alert %s", alert.alert_id, exc_info=True)
 
-    def _stop_timer(self) -> None:
-        if self._timer is not None and self._timer is not asyncio.current_task():
-            self._timer.cancel()
-
     async def close(self) -> None:
-        """Stop the timer (idempotent)."""
+        """Stop the timer, letting an alert being emitted finish (idempotent).
+
+        The session closes the stage before it emits `call_ended`, so no
+        alert ever follows the end of a call in its log.
+        """
         self._closed = True
+        self._wake.set()
         timer, self._timer = self._timer, None
         if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
+            await asyncio.gather(timer, return_exceptions=True)

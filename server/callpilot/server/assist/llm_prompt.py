@@ -232,7 +232,10 @@ def build_summary_messages(
 
 def tool_result_text(call: events_pb2.ToolCall, limit: int) -> str:
     """What the model reads back from a tool: the result JSON, or the error in words."""
-    if call.status in (events_pb2.TOOL_CALL_STATUS_SUCCEEDED, events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION):
+    if call.status in (
+        events_pb2.TOOL_CALL_STATUS_SUCCEEDED,
+        events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION,
+    ):
         # A proposed write tool reads back as awaiting the agent's confirmation.
         text = json.dumps(result_dict(call), ensure_ascii=False, separators=(",", ":"))
     else:
