@@ -64,3 +64,19 @@ async def test_other_calls_are_not_affected() -> None:
     assert slow.lagged and not other.lagged
     got = await other.next()
     assert got is not None and got.call_id == "c2"
+
+
+async def test_a_subscriber_arriving_after_the_end_ends_at_once() -> None:
+    """A watcher re-subscribing after a lag must not wait on a call that publishes nothing more."""
+    bus = InProcessBus()
+    bus.finish("c1")
+    late = bus.subscribe("c1")
+    async with asyncio.timeout(5):
+        assert [e async for e in late] == []
+    # A session re-attached to the call makes its events flow again.
+    bus.open("c1")
+    again = bus.subscribe("c1")
+    bus.publish(event(1, durable=True))
+    bus.finish("c1")
+    async with asyncio.timeout(5):
+        assert [e.sequence async for e in again] == [1]

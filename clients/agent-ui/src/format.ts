@@ -90,6 +90,8 @@ export function endReasonLabel(reason: CallEndReason): string {
       return "stopped on bad input";
     case CallEndReason.SERVER_SHUTDOWN:
       return "the server shut down";
+    case CallEndReason.SERVER_RESTART:
+      return "the server restarted after a failure";
     case CallEndReason.INTERNAL_ERROR:
       return "stopped by an internal error";
     default:

@@ -139,7 +139,7 @@ export function applyEvent(state: CallViewState, event: CallEvent): CallViewStat
   if (event.durable && event.sequence <= state.lastSequence) {
     return state;
   }
-  const next: CallViewState = event.durable ? { ...state, lastSequence: event.sequence } : state;
+  const next: CallViewState = event.durable ? { ...state, lastSequence: event.sequence } : { ...state };
   const payload = event.payload;
   switch (payload.case) {
     case "callStarted":

@@ -1,7 +1,10 @@
 // A resumable WatchCall: an async iterable of a call's events that survives
-// dropped connections by re-opening the stream from the last sequence seen
-// plus one. The server replays stored (durable) events from there, so the
-// consumer sees every durable event exactly once, in order.
+// dropped connections by re-opening the stream from the last durable
+// sequence delivered plus one. The server replays stored (durable) events
+// from there, so the consumer sees every durable event exactly once, in
+// order. Ephemeral events (interim transcripts, suggestion deltas) carry the
+// sequence of the durable event before them and are live only: one sent
+// while the stream was down is not seen again.
 
 import type { CallOptions } from "@connectrpc/connect";
 import type { CallEvent } from "./gen/callpilot/v1/events_pb.js";
@@ -20,7 +23,7 @@ export type WatchState =
   | "closed"; // stopped by the consumer (break, return, abort)
 
 export interface WatchCallOptions {
-  /** First sequence to deliver; 1 (the default) for the whole call. */
+  /** First durable sequence to deliver; 1 (the default) for the whole call. */
   fromSequence?: number | bigint;
   /** Stops the watch; iteration then ends quietly. */
   signal?: AbortSignal;
@@ -87,7 +90,7 @@ export class CallWatch implements AsyncIterable<CallEvent> {
     }
   }
 
-  /** Sequence of the last event delivered; 0n before the first. */
+  /** Sequence of the last durable event delivered; 0n before the first. */
   get lastSequence(): bigint {
     return this.nextSequence - 1n;
   }
@@ -150,10 +153,12 @@ export class CallWatch implements AsyncIterable<CallEvent> {
             }
             this.setState("live");
             failures = 0;
-            if (event.sequence < this.nextSequence) {
-              continue; // already delivered before the stream was re-opened
+            if (event.durable) {
+              if (event.sequence < this.nextSequence) {
+                continue; // already delivered before the stream was re-opened
+              }
+              this.nextSequence = event.sequence + 1n;
             }
-            this.nextSequence = event.sequence + 1n;
             yield event;
           }
           this.setState("ended");

@@ -1,8 +1,8 @@
 """The Callpilot gRPC server process: wiring, start-up and graceful drain.
 
-Start-up order matters: configuration and providers are validated and the
-model is loaded before the port opens, so a listening server is a working
-one. On SIGTERM/SIGINT health turns NOT_SERVING, new calls are refused with
+Start-up order matters: configuration and providers are validated, the
+model is loaded and calls left ACTIVE by a dead process are ended before
+the port opens, so a listening server is a working one. On SIGTERM/SIGINT health turns NOT_SERVING, new calls are refused with
 UNAVAILABLE, live calls flush their finals into the store, and the process
 exits within the grace period.
 """
@@ -146,6 +146,11 @@ class CallpilotServer:
             alert_rules=AlertRules.from_env(os.environ),
         )
         self._manager = SessionManager(self._deps, tenant_id=s.tenant_id, max_calls=s.max_calls)
+        # Before the port opens: calls a dead process left ACTIVE are ended
+        # (SERVER_RESTART), so watchers and GetCall see final records.
+        recovered = await self._manager.recover()
+        if recovered:
+            log.warning("ended %d call(s) left active by a previous process", recovered)
 
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[self._drain])
         assist_service_pb2_grpc.add_AssistServiceServicer_to_server(

@@ -17,13 +17,17 @@ bounded queue; on lag its consumer re-reads a snapshot from the store.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator
 
 from callpilot.v1 import events_pb2
 
 DEFAULT_QUEUE_SIZE = 512
 ALL_CALLS = "*"
+# Calls whose events ended recently: a subscriber arriving after the end
+# (a watcher re-subscribing after a lag) ends at once instead of waiting on
+# a call that will publish nothing more. Bounded, oldest forgotten first.
+FINISHED_MEMORY = 10_000
 
 
 class Lagged(Exception):
@@ -101,11 +105,15 @@ class InProcessBus:
     def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._queue_size = queue_size
-        self._finished: set[str] = set()
+        self._finished: OrderedDict[str, None] = OrderedDict()
         self._all: set[Subscription] = set()
 
     def subscribe(self, call_id: str, queue_size: int | None = None) -> Subscription:
+        """A subscription to the call's live events; already ended if the call's events ended."""
         sub = Subscription(self, call_id, queue_size or self._queue_size)
+        if call_id in self._finished:
+            sub._end()
+            return sub
         self._subs[call_id].add(sub)
         return sub
 
@@ -114,6 +122,10 @@ class InProcessBus:
         sub = Subscription(self, ALL_CALLS, queue_size or self._queue_size)
         self._all.add(sub)
         return sub
+
+    def open(self, call_id: str) -> None:
+        """A session (re-)attached to the call: its events flow again."""
+        self._finished.pop(call_id, None)
 
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub.call_id == ALL_CALLS:
@@ -134,6 +146,10 @@ class InProcessBus:
 
     def finish(self, call_id: str) -> None:
         """The call ended: every subscriber's iteration ends after what it has queued."""
+        self._finished[call_id] = None
+        self._finished.move_to_end(call_id)
+        while len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
         for sub in list(self._subs.pop(call_id, ())):
             sub._end()
 

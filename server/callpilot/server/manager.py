@@ -1,98 +1,38 @@
-"""Call lifecycle: creating calls, attaching live sessions, ending and draining.
+"""Call lifecycle: creating calls, attaching live sessions, ending, draining and recovery.
 
 The manager is the only place that decides whether a new call may start
 (capacity, shutdown) and which session owns a call, so the rules for
 "unknown call", "call already ended" and "already streaming" live together.
+Requests reach it validated (api.validation).
+
+Cancellation: opening a call (creating its record and registering its
+session) is one step a cancelled caller cannot split; if the caller is
+gone by the time it completes, the new session is ended at once
+(STREAM_ABORTED) so no call is left ACTIVE without a session.
+
+Recovery: this server is the only writer of its database's live calls (one
+process per database; the in-process bus cannot span processes). A call
+still ACTIVE when the server starts was therefore left by a process that
+died (kill -9, OOM, power loss): its audio and STT state are gone with it
+and its client's stream broke. `recover()` ends each such call with
+CALL_END_REASON_SERVER_RESTART, appending call_ended after everything
+already stored, so its record is final and its watchers finish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 
-from callpilot.server.audio import AudioDecoder
-from callpilot.server.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    ResourceExhausted,
-    Unavailable,
-    Violation,
-)
+from callpilot.server.api.validation import call_not_found
+from callpilot.server.errors import FailedPrecondition, ResourceExhausted, Unavailable
 from callpilot.server.session import CallSession, SessionDeps
-from callpilot.v1 import call_pb2, common_pb2
+from callpilot.v1 import call_pb2
 
 log = logging.getLogger("callpilot.manager")
 
-CALL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
-MAX_HINTS = 100
-MAX_HINT_LEN = 100
-MAX_LABELS = 50
-
-
-def validate_call_id(call_id: str, field: str = "call_id") -> None:
-    if not call_id:
-        raise InvalidArgument(Violation(field, "call_id is required", "REQUIRED"))
-    if not CALL_ID_RE.match(call_id):
-        raise InvalidArgument(
-            Violation(
-                field, "call ids are 1 to 64 characters of letters, digits, '_' and '-'", "INVALID_FORMAT"
-            )
-        )
-
-
-def validate_config(config: call_pb2.CallConfig, prefix: str = "config") -> None:
-    """Check everything in a call configuration, reporting every bad field at once."""
-    violations: list[Violation] = []
-    if config.call_id and not CALL_ID_RE.match(config.call_id):
-        violations.append(
-            Violation(
-                f"{prefix}.call_id",
-                "call ids are 1 to 64 characters of letters, digits, '_' and '-'",
-                "INVALID_FORMAT",
-            )
-        )
-    if config.language_code and not LANGUAGE_RE.match(config.language_code):
-        violations.append(
-            Violation(
-                f"{prefix}.language_code",
-                f"{config.language_code!r} is not a BCP-47 language tag like 'en' or 'en-US'",
-            )
-        )
-    if len(config.phrase_hints) > MAX_HINTS:
-        violations.append(
-            Violation(f"{prefix}.phrase_hints", f"at most {MAX_HINTS} phrase hints are accepted")
-        )
-    for i, hint in enumerate(config.phrase_hints):
-        if not hint.strip() or len(hint) > MAX_HINT_LEN:
-            violations.append(
-                Violation(
-                    f"{prefix}.phrase_hints[{i}]", f"phrase hints must be 1 to {MAX_HINT_LEN} characters"
-                )
-            )
-    if len(config.labels) > MAX_LABELS:
-        violations.append(Violation(f"{prefix}.labels", f"at most {MAX_LABELS} labels are accepted"))
-    if config.HasField("audio") and config.audio.encoding != common_pb2.AUDIO_ENCODING_UNSPECIFIED:
-        try:
-            AudioDecoder(config.audio)
-        except InvalidArgument as exc:
-            violations.extend(
-                Violation(v.field.replace("config.", f"{prefix}.", 1), v.description, v.reason)
-                for v in exc.violations
-            )
-    elif config.HasField("audio") and (config.audio.sample_rate_hertz or config.audio.channel_count):
-        violations.append(
-            Violation(
-                f"{prefix}.audio.encoding",
-                "set the encoding: AUDIO_ENCODING_LINEAR16, AUDIO_ENCODING_MULAW or AUDIO_ENCODING_ALAW",
-                "REQUIRED",
-            )
-        )
-    if violations:
-        raise InvalidArgument(violations)
+RECOVERY_PAGE = 100
 
 
 class SessionManager:
@@ -106,6 +46,9 @@ class SessionManager:
     @property
     def sessions(self) -> dict[str, CallSession]:
         return self._sessions
+
+    def is_live(self, call_id: str) -> bool:
+        return call_id in self._sessions
 
     def _new_call(self, config: call_pb2.CallConfig) -> call_pb2.Call:
         call = call_pb2.Call(
@@ -125,28 +68,35 @@ class SessionManager:
             )
 
     async def create_call(self, config: call_pb2.CallConfig) -> call_pb2.Call:
+        """Create a call ahead of its stream (validated config)."""
         self._check_accepting()
-        validate_config(config)
         call = self._new_call(config)
         await self._deps.store.create_call(call)
         return call
 
     async def open(self, config: call_pb2.CallConfig) -> CallSession:
-        """Create or attach the call named by `config` and return its (not yet started) session."""
+        """Create or attach the call named by `config` and return its (not yet started) session.
+
+        The session is registered even if the caller is cancelled meanwhile;
+        it is then ended at once.
+        """
         self._check_accepting()
-        validate_config(config)
         if len(self._sessions) >= self._max_calls:
             raise ResourceExhausted(
                 f"this server already has {self._max_calls} live calls (CALLPILOT_MAX_CALLS); retry later or elsewhere"
             )
+        task = asyncio.ensure_future(self._open(config))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_end_abandoned)
+            raise
+
+    async def _open(self, config: call_pb2.CallConfig) -> CallSession:
         if config.call_id:
             existing = await self._deps.store.get_call(config.call_id)
             if existing is None:
-                raise NotFound(
-                    f"call {config.call_id!r} does not exist; leave config.call_id empty to create a new call",
-                    reason="CALL_NOT_FOUND",
-                    metadata={"call_id": config.call_id},
-                )
+                raise call_not_found(config.call_id, "leave config.call_id empty to create a new call")
             if existing.state == call_pb2.CALL_STATE_ENDED:
                 raise FailedPrecondition(
                     f"call {config.call_id!r} has ended; start a new call",
@@ -166,6 +116,12 @@ class SessionManager:
             existing.config.CopyFrom(merged)
             call = existing
             await self._deps.store.update_call(call)
+            if config.call_id in self._sessions:  # attached by another client meanwhile
+                raise FailedPrecondition(
+                    f"call {config.call_id!r} is already being streamed by another client",
+                    reason="CALL_ALREADY_STREAMING",
+                    metadata={"call_id": config.call_id},
+                )
         else:
             call = self._new_call(config)
             await self._deps.store.create_call(call)
@@ -178,26 +134,57 @@ class SessionManager:
             del self._sessions[session.call_id]
 
     async def end_call(self, call_id: str, detail: str) -> call_pb2.Call:
-        validate_call_id(call_id)
         session = self._sessions.get(call_id)
         if session is not None:
             await session.end(call_pb2.CALL_END_REASON_END_CALL_RPC, detail)
         else:
             call = await self._deps.store.get_call(call_id)
             if call is None:
-                raise NotFound(
-                    f"call {call_id!r} does not exist", reason="CALL_NOT_FOUND", metadata={"call_id": call_id}
-                )
+                raise call_not_found(call_id)
             if call.state != call_pb2.CALL_STATE_ENDED:
-                # Created but never streamed (or orphaned by a crash): end it through a
-                # short-lived session so the event log still closes with call_ended.
-                orphan = CallSession(call, self._deps)
-                if call.last_sequence == 0:
-                    await orphan.start()
-                await orphan.end(call_pb2.CALL_END_REASON_END_CALL_RPC, detail)
+                # Created but never streamed: end it through a short-lived
+                # session so the event log still closes with call_ended.
+                await self._end_orphan(call, call_pb2.CALL_END_REASON_END_CALL_RPC, detail)
         call = await self._deps.store.get_call(call_id)
         assert call is not None
         return call
+
+    async def _end_orphan(
+        self, call: call_pb2.Call, reason: call_pb2.CallEndReason.ValueType, detail: str
+    ) -> None:
+        # A call with no event yet gets its call_started from the session's end.
+        await CallSession(call, self._deps).end(reason, detail)
+
+    async def recover(self) -> int:
+        """End the calls a dead process left ACTIVE (SERVER_RESTART); returns how many.
+
+        Run at start-up, before the port opens: no session is live yet, so
+        every ACTIVE call in the store is an orphan. Calls created ahead of
+        their stream (CreateCall, no event yet) are ended too: their creator
+        lost the server that would have streamed them.
+        """
+        assert not self._sessions, "recover() runs before any call is served"
+        orphans: list[call_pb2.Call] = []
+        token = ""
+        while True:
+            page, token = await self._deps.store.list_calls(
+                page_size=RECOVERY_PAGE, page_token=token, state=call_pb2.CALL_STATE_ACTIVE
+            )
+            orphans.extend(page)
+            if not token:
+                break
+        for call in orphans:
+            log.warning(
+                "call %s was left active by a previous process (last event %d); ending it",
+                call.call_id,
+                call.last_sequence,
+            )
+            await self._end_orphan(
+                call,
+                call_pb2.CALL_END_REASON_SERVER_RESTART,
+                "the server restarted; the process streaming this call had stopped",
+            )
+        return len(orphans)
 
     async def drain(self, timeout: float) -> None:
         """Stop accepting calls and end every live one, flushing its finals."""
@@ -212,3 +199,12 @@ class SessionManager:
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
         if pending:
             log.warning("%d call(s) did not finish draining within %.1fs", len(pending), timeout)
+
+
+def _end_abandoned(task: asyncio.Future[CallSession]) -> None:
+    """The caller of `open` was cancelled: end the session it would have driven."""
+    if task.cancelled() or task.exception() is not None:
+        return
+    task.result().request_end(
+        call_pb2.CALL_END_REASON_STREAM_ABORTED, "the client went away while the call opened"
+    )

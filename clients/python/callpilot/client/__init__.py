@@ -290,22 +290,29 @@ class AsyncCallpilot:
     async def watch_call(
         self, call_id: str, *, from_sequence: int = 1, resume: bool = True, max_retries: int = 5
     ) -> AsyncIterator[events_pb2.CallEvent]:
-        """Every event of a call from `from_sequence`; ends when the call ends.
+        """Every event of a call from durable sequence `from_sequence`; ends when the call ends.
 
-        With `resume`, a dropped stream is re-opened from the last sequence
-        seen plus one, so the caller sees no duplicate and no gap.
+        With `resume`, a dropped stream is re-opened from the last durable
+        sequence delivered plus one, so the caller sees every durable event
+        exactly once, in order. Ephemeral events (interim transcripts,
+        suggestion deltas) carry the sequence of the durable event before
+        them; they are live only, so one sent while the stream was down is
+        not seen.
         """
-        next_sequence = from_sequence
+        last_durable = max(from_sequence, 1) - 1
         retries = 0
         while True:
             stream = self.assist.WatchCall(
-                assist_service_pb2.WatchCallRequest(call_id=call_id, from_sequence=next_sequence)
+                assist_service_pb2.WatchCallRequest(call_id=call_id, from_sequence=last_durable + 1)
             )
             try:
                 async for response in stream:
                     retries = 0
                     event = response.event
-                    next_sequence = event.sequence + 1
+                    if event.durable:
+                        if event.sequence <= last_durable:
+                            continue  # already delivered before the stream was re-opened
+                        last_durable = event.sequence
                     yield event
                 return
             except grpc.aio.AioRpcError as err:

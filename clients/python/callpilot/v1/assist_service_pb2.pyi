@@ -303,8 +303,9 @@ class WatchCallRequest(_message.Message):
     call_id: _builtins.str
     """The call to watch. Required."""
     from_sequence: _builtins.int
-    """First sequence to deliver; 0 or 1 for the whole call. Ephemeral events
-    older than the live tail are not replayed.
+    """First durable sequence to deliver; 0 or 1 for the whole call. To resume,
+    the last durable sequence received plus one. Ephemeral events are sent
+    live only, never replayed.
     """
     def __init__(
         self,

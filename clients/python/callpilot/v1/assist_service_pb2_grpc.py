@@ -92,7 +92,8 @@ class AssistServiceServicer:
     def WatchCall(self, request, context):
         """Streams a call's events from `from_sequence`: stored durable events first,
         then live ones, until the call ends. Resume a dropped stream by passing
-        the last sequence seen plus one.
+        the last durable sequence seen plus one (ephemeral events carry the
+        sequence of the durable event before them and are not replayed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

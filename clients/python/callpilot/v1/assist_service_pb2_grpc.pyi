@@ -45,7 +45,8 @@ class AssistServiceStub:
     WatchCall: _grpc.UnaryStreamMultiCallable[_assist_service_pb2.WatchCallRequest, _assist_service_pb2.WatchCallResponse]
     """Streams a call's events from `from_sequence`: stored durable events first,
     then live ones, until the call ends. Resume a dropped stream by passing
-    the last sequence seen plus one.
+    the last durable sequence seen plus one (ephemeral events carry the
+    sequence of the durable event before them and are not replayed).
     """
     CreateCall: _grpc.UnaryUnaryMultiCallable[_assist_service_pb2.CreateCallRequest, _assist_service_pb2.CreateCallResponse]
     """Creates a call ahead of its stream, e.g. when a telephony platform
@@ -80,7 +81,8 @@ class AssistServiceAsyncStub(AssistServiceStub):
     WatchCall: _aio.UnaryStreamMultiCallable[_assist_service_pb2.WatchCallRequest, _assist_service_pb2.WatchCallResponse]  # type: ignore[assignment]
     """Streams a call's events from `from_sequence`: stored durable events first,
     then live ones, until the call ends. Resume a dropped stream by passing
-    the last sequence seen plus one.
+    the last durable sequence seen plus one (ephemeral events carry the
+    sequence of the durable event before them and are not replayed).
     """
     CreateCall: _aio.UnaryUnaryMultiCallable[_assist_service_pb2.CreateCallRequest, _assist_service_pb2.CreateCallResponse]  # type: ignore[assignment]
     """Creates a call ahead of its stream, e.g. when a telephony platform
@@ -124,7 +126,8 @@ class AssistServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_assist_service_pb2.WatchCallResponse], _abc.AsyncIterator[_assist_service_pb2.WatchCallResponse]]:
         """Streams a call's events from `from_sequence`: stored durable events first,
         then live ones, until the call ends. Resume a dropped stream by passing
-        the last sequence seen plus one.
+        the last durable sequence seen plus one (ephemeral events carry the
+        sequence of the durable event before them and are not replayed).
         """
 
     @_abc_1.abstractmethod

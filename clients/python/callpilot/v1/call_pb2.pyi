@@ -65,6 +65,11 @@ class _CallEndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallEnd
     """The server was shutting down."""
     CALL_END_REASON_INTERNAL_ERROR: _CallEndReason.ValueType  # 6
     """An internal error ended the call."""
+    CALL_END_REASON_SERVER_RESTART: _CallEndReason.ValueType  # 7
+    """The process streaming the call stopped without ending it (a crash); the
+    next server to start on the same database ended it. Every durable event
+    stored before the crash is kept.
+    """
 
 class CallEndReason(_CallEndReason, metaclass=_CallEndReasonEnumTypeWrapper):
     """Why a call ended."""
@@ -83,6 +88,11 @@ CALL_END_REASON_SERVER_SHUTDOWN: CallEndReason.ValueType  # 5
 """The server was shutting down."""
 CALL_END_REASON_INTERNAL_ERROR: CallEndReason.ValueType  # 6
 """An internal error ended the call."""
+CALL_END_REASON_SERVER_RESTART: CallEndReason.ValueType  # 7
+"""The process streaming the call stopped without ending it (a crash); the
+next server to start on the same database ended it. Every durable event
+stored before the crash is kept.
+"""
 Global___CallEndReason: _TypeAlias = CallEndReason  # noqa: Y015
 
 @_typing.final
@@ -263,7 +273,7 @@ class Call(_message.Message):
     end_reason: Global___CallEndReason.ValueType
     """Why it ended; unspecified while active."""
     last_sequence: _builtins.int
-    """Sequence number of the last event of the call so far."""
+    """Sequence number of the last durable event of the call so far."""
     summary: _builtins.str
     """End-of-call summary, when one was produced."""
     @_builtins.property

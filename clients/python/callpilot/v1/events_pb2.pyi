@@ -323,9 +323,10 @@ Global___AlertKind: _TypeAlias = AlertKind  # noqa: Y015
 
 @_typing.final
 class CallEvent(_message.Message):
-    """One thing that happened in a call. Events of a call are numbered from 1
-    without gaps; durable events are stored and replayed by `WatchCall`,
-    ephemeral ones (interim transcripts, suggestion deltas) are only sent live.
+    """One thing that happened in a call. Durable events of a call are numbered
+    from 1 without gaps, stored and replayed by `WatchCall`; ephemeral ones
+    (interim transcripts, suggestion deltas, speech activity) are only sent
+    live and consume no number.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -348,7 +349,13 @@ class CallEvent(_message.Message):
     call_id: _builtins.str
     """The call this event belongs to."""
     sequence: _builtins.int
-    """Position in the call's event log: 1, 2, 3, ... with no gaps."""
+    """For a durable event, its position in the call's event log: 1, 2, 3, ...
+    with no gaps and never reused, also across a server restart. For an
+    ephemeral event, the sequence of the latest durable event emitted before
+    it (0 before any): ephemeral events do not consume numbers. To resume,
+    pass the last durable sequence received plus one as `from_sequence`;
+    to drop duplicates, skip durable events at or below it.
+    """
     durable: _builtins.bool
     """True when the event is stored and replayed; false for ephemeral events."""
     @_builtins.property

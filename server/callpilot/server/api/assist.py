@@ -1,4 +1,8 @@
-"""AssistService: StreamCall, WatchCall and the call RPCs."""
+"""AssistService: StreamCall, WatchCall and the call RPCs.
+
+Both streaming RPCs deliver events through one `replay_then_follow`
+(api.replay), so the no-gaps, no-duplicates guarantee is written once.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,29 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
-from callpilot.server import metrics
+from callpilot.server.api.replay import replay_then_follow
 from callpilot.server.api.status import abort, abort_internal, streaming, unary
-from callpilot.server.bus import InProcessBus, Lagged, Subscription
+from callpilot.server.api.validation import (
+    call_not_found,
+    validate_call_id,
+    validate_config,
+    validate_decision,
+    validate_feedback,
+    validate_first_request,
+    validate_from_sequence,
+    validate_page_size,
+)
+from callpilot.server.bus import InProcessBus
 from callpilot.server.errors import CallpilotError, FailedPrecondition, InvalidArgument, NotFound, Violation
-from callpilot.server.manager import SessionManager, validate_call_id
-from callpilot.server.session import CallSession, validate_decision
+from callpilot.server.manager import SessionManager
+from callpilot.server.session import CallSession
+from callpilot.server.store.protocols import CallLog
 from callpilot.v1 import assist_service_pb2 as pb
 from callpilot.v1 import assist_service_pb2_grpc as pb_grpc
 from callpilot.v1 import call_pb2, events_pb2
-
-if TYPE_CHECKING:
-    from callpilot.server.store import Store
 
 log = logging.getLogger("callpilot.api")
 
@@ -29,15 +41,18 @@ MAX_AUDIO_CHUNK = 64 * 1024
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
-def _observe_fanout(event: events_pb2.CallEvent) -> None:
-    metrics.EMIT_TO_WATCHER.observe(max(0.0, time.time() - event.time.ToNanoseconds() / 1e9))
-
-
 class AssistServicer(pb_grpc.AssistServiceServicer):
-    def __init__(self, manager: SessionManager, store: Store, bus: InProcessBus) -> None:
+    def __init__(self, manager: SessionManager, store: CallLog, bus: InProcessBus) -> None:
         self._manager = manager
         self._store = store
         self._bus = bus
+
+    async def _is_over(self, call_id: str) -> bool:
+        """True when the call has ended and no session will publish for it again."""
+        if self._manager.is_live(call_id):
+            return False
+        call = await self._store.get_call(call_id)
+        return call is None or call.state == call_pb2.CALL_STATE_ENDED
 
     # ------------------------------------------------------------- StreamCall
 
@@ -46,56 +61,30 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
     ) -> AsyncIterator[pb.StreamCallResponse]:
         requests = request_iterator.__aiter__()
         try:
-            try:
+            first: pb.StreamCallRequest | None = None
+            with contextlib.suppress(StopAsyncIteration):
                 first = await requests.__anext__()
-            except StopAsyncIteration:
-                raise InvalidArgument(
-                    Violation(
-                        "config", "the stream was empty: send a config as the first message", "REQUIRED"
-                    )
-                ) from None
-            kind = first.WhichOneof("request")
-            if kind != "config":
-                raise InvalidArgument(
-                    Violation(
-                        "config",
-                        f"the first message must be a config, got {kind or 'an empty message'}; "
-                        "send the call's configuration before any audio, text or control",
-                        "CONFIG_FIRST",
-                    )
-                )
-            session = await self._manager.open(first.config)
+            session = await self._manager.open(validate_first_request(first))
         except CallpilotError as err:
             await abort(context, err)
 
+        # Subscribe before the call starts: its first event is then queued.
         sub = self._bus.subscribe(session.call_id)
         reader: asyncio.Task[CallpilotError | None] | None = None
-        last = 0
         try:
+            after = session.events.last_sequence
             await session.start()
-            reader = asyncio.create_task(self._read(requests, session))
-            while True:
-                try:
-                    event = await sub.next()
-                except Lagged:
-                    sub.close()
-                    sub = self._bus.subscribe(session.call_id)
-                    metrics.WATCHER_LAGS.inc()
-                    for stored in await self._store.read_events(session.call_id, last + 1):
-                        last = stored.sequence
-                        yield pb.StreamCallResponse(event=stored)
-                        if stored.HasField("call_ended"):
-                            break
-                    continue
-                if event is None:
-                    break
-                if event.sequence <= last:
-                    continue
-                last = event.sequence
-                _observe_fanout(event)
+            reader = asyncio.create_task(self._read(requests, session, context))
+            events = replay_then_follow(
+                self._store,
+                self._bus,
+                session.call_id,
+                after=after,
+                is_over=lambda: self._is_over(session.call_id),
+                subscription=sub,
+            )
+            async for event in events:
                 yield pb.StreamCallResponse(event=event)
-                if event.HasField("call_ended"):
-                    break
         except Exception as exc:
             if not isinstance(exc, grpc.aio.AbortError):
                 session.request_end(call_pb2.CALL_END_REASON_INTERNAL_ERROR, "internal error")
@@ -116,7 +105,7 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
             await abort(context, error)
 
     async def _read(
-        self, requests: AsyncIterator[pb.StreamCallRequest], session: CallSession
+        self, requests: AsyncIterator[pb.StreamCallRequest], session: CallSession, context: Ctx
     ) -> CallpilotError | None:
         """Feed the session from the request stream; returns the input error that ended it, if any."""
         try:
@@ -145,7 +134,13 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
                             "request", "empty message: set one of audio, text_turn or control", "REQUIRED"
                         )
                     )
-            session.request_end(call_pb2.CALL_END_REASON_CLIENT_ENDED, "the client closed its stream")
+            if context.cancelled():
+                # A cancelled RPC also ends the request stream: that is not a clean close.
+                session.request_end(
+                    call_pb2.CALL_END_REASON_STREAM_ABORTED, "the client cancelled its stream"
+                )
+            else:
+                session.request_end(call_pb2.CALL_END_REASON_CLIENT_ENDED, "the client closed its stream")
             return None
         except CallpilotError as err:
             log.info("call %s: rejecting input: %s", session.call_id, err.message)
@@ -167,7 +162,7 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
         elif which == "end_of_call":
             session.request_end(call_pb2.CALL_END_REASON_CLIENT_ENDED, control.end_of_call.detail)
         elif which == "feedback":
-            _validate_feedback(control.feedback, "control.feedback")
+            validate_feedback(control.feedback, "control.feedback")
             await session.record_feedback(control.feedback)
         elif which == "tool_decision":
             validate_decision(control.tool_decision, "control.tool_decision")
@@ -188,55 +183,25 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
         self, request: pb.WatchCallRequest, context: Ctx
     ) -> AsyncIterator[pb.WatchCallResponse]:
         validate_call_id(request.call_id)
-        if request.from_sequence < 0:
-            raise InvalidArgument(Violation("from_sequence", "must be 0 or more", "OUT_OF_RANGE"))
+        validate_from_sequence(request.from_sequence)
         call_id = request.call_id
         if await self._store.get_call(call_id) is None:
-            raise NotFound(
-                f"call {call_id!r} does not exist", reason="CALL_NOT_FOUND", metadata={"call_id": call_id}
-            )
-        last = max(request.from_sequence, 1) - 1
-        while True:
-            # Subscribe before reading the store: anything published after the
-            # read is then queued, and duplicates are skipped by sequence.
-            sub: Subscription = self._bus.subscribe(call_id)
-            try:
-                for event in await self._store.read_events(call_id, last + 1):
-                    last = event.sequence
-                    yield pb.WatchCallResponse(event=event)
-                    if event.HasField("call_ended"):
-                        return
-                call = await self._store.get_call(call_id)
-                if (
-                    call is not None
-                    and call.state == call_pb2.CALL_STATE_ENDED
-                    and call_id not in self._manager.sessions
-                ):
-                    return
-                try:
-                    async for event in sub:
-                        if event.sequence <= last:
-                            continue
-                        last = event.sequence
-                        _observe_fanout(event)
-                        yield pb.WatchCallResponse(event=event)
-                        if event.HasField("call_ended"):
-                            return
-                except Lagged:
-                    metrics.WATCHER_LAGS.inc()
-                    continue
-                # The bus finished the call; anything durable left is in the store.
-                for event in await self._store.read_events(call_id, last + 1):
-                    last = event.sequence
-                    yield pb.WatchCallResponse(event=event)
-                return
-            finally:
-                sub.close()
+            raise call_not_found(call_id)
+        events = replay_then_follow(
+            self._store,
+            self._bus,
+            call_id,
+            after=max(request.from_sequence, 1) - 1,
+            is_over=lambda: self._is_over(call_id),
+        )
+        async for event in events:
+            yield pb.WatchCallResponse(event=event)
 
     # ------------------------------------------------------------------ unary
 
     @unary
     async def CreateCall(self, request: pb.CreateCallRequest, context: Ctx) -> pb.CreateCallResponse:
+        validate_config(request.config)
         call = await self._manager.create_call(request.config)
         return pb.CreateCallResponse(call=call)
 
@@ -245,11 +210,7 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
         validate_call_id(request.call_id)
         call = await self._store.get_call(request.call_id)
         if call is None:
-            raise NotFound(
-                f"call {request.call_id!r} does not exist",
-                reason="CALL_NOT_FOUND",
-                metadata={"call_id": request.call_id},
-            )
+            raise call_not_found(request.call_id)
         response = pb.GetCallResponse(
             call=call,
             transcript=await self._store.get_transcript(call.call_id),
@@ -263,11 +224,10 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
 
     @unary
     async def ListCalls(self, request: pb.ListCallsRequest, context: Ctx) -> pb.ListCallsResponse:
-        if not 0 <= request.page_size <= 100:
-            raise InvalidArgument(Violation("page_size", "must be 1 to 100 (0 means 20)", "OUT_OF_RANGE"))
+        page_size = validate_page_size(request.page_size)
         try:
             calls, token = await self._store.list_calls(
-                page_size=request.page_size or 20, page_token=request.page_token, state=request.state
+                page_size=page_size, page_token=request.page_token, state=request.state
             )
         except ValueError:
             raise InvalidArgument(
@@ -281,6 +241,7 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
 
     @unary
     async def EndCall(self, request: pb.EndCallRequest, context: Ctx) -> pb.EndCallResponse:
+        validate_call_id(request.call_id)
         call = await self._manager.end_call(request.call_id, request.detail)
         return pb.EndCallResponse(call=call)
 
@@ -299,18 +260,14 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
             live = self._manager.sessions.get(request.call_id)
             if live is None:
                 if await self._store.get_call(request.call_id) is None:
-                    raise NotFound(
-                        f"call {request.call_id!r} does not exist",
-                        reason="CALL_NOT_FOUND",
-                        metadata={"call_id": request.call_id},
-                    )
+                    raise call_not_found(request.call_id)
                 raise FailedPrecondition(
                     f"call {request.call_id!r} is not live; proposals still waiting were cancelled when it ended",
                     reason="CALL_NOT_LIVE",
                     metadata={"call_id": request.call_id},
                 )
             return pb.SubmitFeedbackResponse(tool_call=await live.decide_tool(request.tool_decision))
-        _validate_feedback(request.feedback, "feedback")
+        validate_feedback(request.feedback, "feedback")
         session = self._manager.sessions.get(request.call_id)
         if session is not None:
             suggestion = await session.record_feedback(request.feedback)
@@ -331,17 +288,3 @@ class _ChunkTooLarge(CallpilotError):
                 Violation("audio.data", f"{size} bytes is over the {MAX_AUDIO_CHUNK}-byte limit", "TOO_LARGE")
             ],
         )
-
-
-def _validate_feedback(feedback: pb.SuggestionFeedback, prefix: str) -> None:
-    violations: list[Violation] = []
-    if not feedback.suggestion_id:
-        violations.append(Violation(f"{prefix}.suggestion_id", "suggestion_id is required", "REQUIRED"))
-    if feedback.kind == pb.FEEDBACK_KIND_UNSPECIFIED:
-        violations.append(Violation(f"{prefix}.kind", "set kind to USED, DISMISSED or RATED", "REQUIRED"))
-    if feedback.kind == pb.FEEDBACK_KIND_RATED and not 1 <= feedback.rating <= 5:
-        violations.append(Violation(f"{prefix}.rating", "a rating is 1 to 5", "OUT_OF_RANGE"))
-    if len(feedback.comment) > 2000:
-        violations.append(Violation(f"{prefix}.comment", "at most 2000 characters", "TOO_LONG"))
-    if violations:
-        raise InvalidArgument(violations)

@@ -296,8 +296,9 @@ export type WatchCallRequest = Message<"callpilot.v1.WatchCallRequest"> & {
   callId: string;
 
   /**
-   * First sequence to deliver; 0 or 1 for the whole call. Ephemeral events
-   * older than the live tail are not replayed.
+   * First durable sequence to deliver; 0 or 1 for the whole call. To resume,
+   * the last durable sequence received plus one. Ephemeral events are sent
+   * live only, never replayed.
    *
    * @generated from field: int64 from_sequence = 2;
    */
@@ -726,7 +727,8 @@ export const AssistService: GenService<{
   /**
    * Streams a call's events from `from_sequence`: stored durable events first,
    * then live ones, until the call ends. Resume a dropped stream by passing
-   * the last sequence seen plus one.
+   * the last durable sequence seen plus one (ephemeral events carry the
+   * sequence of the durable event before them and are not replayed).
    *
    * @generated from rpc callpilot.v1.AssistService.WatchCall
    */

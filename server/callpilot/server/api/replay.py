@@ -1,0 +1,101 @@
+"""The no-gaps guarantee, written once: replay stored events, then follow live ones.
+
+Used by StreamCall (after a lag) and WatchCall. Rules (see CallEvent.sequence):
+
+- `last` is the sequence of the last durable event delivered. A durable
+  event is delivered only if its sequence is greater; durable events are
+  therefore delivered once each, in order, without gaps.
+- Ephemeral events are delivered live only, and only if they were emitted
+  after the last durable event delivered (their sequence >= `last`); they
+  are never replayed.
+- The subscription is taken before the store is read, so an event stored
+  after the read is queued; duplicates are dropped by sequence.
+- When the subscriber lags (its bounded queue overflowed with a durable
+  event) it re-subscribes and replays from the store. When the call's
+  events end (bus finished, or call_ended delivered) the function returns:
+  durable events are stored before they are published, so whatever the
+  bus did not deliver is in the store, call_ended included.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from callpilot.server import metrics
+from callpilot.server.bus import InProcessBus, Lagged, Subscription
+from callpilot.server.store.protocols import CallLog
+from callpilot.v1 import events_pb2
+
+REPLAY_PAGE = 500
+
+
+async def _stored(store: CallLog, call_id: str, after: int) -> AsyncIterator[events_pb2.CallEvent]:
+    """Stored events after `after`, read a page at a time (a long call is not loaded at once)."""
+    while True:
+        page = await store.read_events(call_id, after + 1, REPLAY_PAGE)
+        for event in page:
+            after = event.sequence
+            yield event
+        if len(page) < REPLAY_PAGE:
+            return
+
+
+async def replay_then_follow(
+    store: CallLog,
+    bus: InProcessBus,
+    call_id: str,
+    *,
+    after: int,
+    is_over: Callable[[], Awaitable[bool]],
+    subscription: Subscription | None = None,
+) -> AsyncIterator[events_pb2.CallEvent]:
+    """Every event of `call_id` after durable sequence `after`, until call_ended.
+
+    `is_over` says whether the call has ended with no live session (its
+    events will never be published again); it is asked after each replay,
+    so a watcher of a call that ended without a stored call_ended (old data)
+    does not wait forever. `subscription`, if given, is one already taken
+    (StreamCall subscribes before the call starts, to miss nothing).
+    """
+    last = after
+    sub = subscription if subscription is not None else bus.subscribe(call_id)
+    replay = subscription is None
+    try:
+        while True:
+            if replay:
+                async for event in _stored(store, call_id, last):
+                    last = event.sequence
+                    yield event
+                    if event.HasField("call_ended"):
+                        return
+                if await is_over():
+                    return
+            replay = True
+            try:
+                while (live := await sub.next()) is not None:
+                    event = live
+                    if event.durable:
+                        if event.sequence <= last:
+                            continue
+                        last = event.sequence
+                    elif event.sequence < last:
+                        continue
+                    metrics.EMIT_TO_WATCHER.observe(max(0.0, time.time() - event.time.ToNanoseconds() / 1e9))
+                    yield event
+                    if event.HasField("call_ended"):
+                        return
+            except Lagged:
+                metrics.WATCHER_LAGS.inc()
+                sub.close()
+                sub = bus.subscribe(call_id)
+                continue
+            # The bus finished the call: anything durable left is in the store.
+            async for event in _stored(store, call_id, last):
+                last = event.sequence
+                yield event
+                if event.HasField("call_ended"):
+                    return
+            return
+    finally:
+        sub.close()
