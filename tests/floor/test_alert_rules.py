@@ -69,7 +69,13 @@ def test_sentiment_falling_over_consecutive_customer_turns_then_rearms_after_a_r
 
 
 def test_required_agent_phrase_missing_fires_at_its_deadline_unless_said() -> None:
-    rules = AlertRules(customer_phrases=(), silence_s=0, pending_tool_s=0, required_within_s=60)
+    rules = AlertRules(
+        customer_phrases=(),
+        silence_s=0,
+        pending_tool_s=0,
+        required_agent_phrases=("this call is recorded",),
+        required_within_s=60,
+    )
     said = AlertEngine(rules, start=100.0)
     said.observe(final("s-1", AGENT, "Hello, this call is recorded for quality."), 110.0)
     assert said.tick(500.0) == []

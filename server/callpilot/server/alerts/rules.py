@@ -21,7 +21,9 @@ DEFAULT_CUSTOMER_PHRASES = (
     "legal action",
     "sue you",
 )
-DEFAULT_REQUIRED_AGENT_PHRASES = ("this call is recorded",)
+# Off by default: a disclosure's wording is the tenant's own (e.g.
+# CALLPILOT_ALERT_REQUIRED_AGENT_PHRASES="this call is recorded").
+DEFAULT_REQUIRED_AGENT_PHRASES: tuple[str, ...] = ()
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -57,7 +59,7 @@ class AlertRules:
     customer_phrases: tuple[str, ...] = DEFAULT_CUSTOMER_PHRASES
     required_agent_phrases: tuple[str, ...] = DEFAULT_REQUIRED_AGENT_PHRASES
     required_within_s: float = 120.0
-    silence_s: float = 30.0
+    silence_s: float = 60.0
     pending_tool_s: float = 60.0
     sentiment_turns: int = 3
 
