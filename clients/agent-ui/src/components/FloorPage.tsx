@@ -2,7 +2,8 @@ import { useEffect, useState } from "preact/hooks";
 import { describeError } from "@callpilot/sdk";
 import { sentimentLabel, topicLabel } from "../format";
 import { linkHandler } from "../router";
-import { alertLabel, applyFloor, customerOf, type FloorAlert, type FloorRow, supervisor, trendWords } from "../supervisor";
+import { supervisor } from "../api";
+import { alertLabel, applyFloor, customerOf, type FloorAlert, type FloorRow, trendWords } from "../floor";
 
 const RETRY_MS = 2000;
 

@@ -12,7 +12,8 @@ import {
 import { sentimentLabel, toolLabel, topicLabel } from "../format";
 import { useLoad } from "../hooks";
 import { navigate } from "../router";
-import { alertLabel, supervisor } from "../supervisor";
+import { supervisor } from "../api";
+import { alertLabel } from "../floor";
 import { ChartCanvas, SERIES_COLOURS } from "./Chart";
 
 const HOUR = 3_600_000;

@@ -1,5 +1,5 @@
-// The supervisor pages' connection and the floor's state, kept apart from the
-// components so the rules (how a snapshot and events combine) read in one place.
+// The floor's state, kept apart from the components (and from the network) so
+// the rules of how a snapshot and events combine read, and are tested, in one place.
 
 import {
   type Alert,
@@ -8,11 +8,8 @@ import {
   type FloorCall,
   type ContextUpdate,
   Sentiment,
-  SupervisorClient,
   type WatchFloorResponse,
 } from "@callpilot/sdk";
-
-export const supervisor = new SupervisorClient({ baseUrl: window.location.origin });
 
 /** Sentiment points kept per call (the server keeps the same number in snapshots). */
 const MAX_POINTS = 50;
