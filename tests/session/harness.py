@@ -40,7 +40,7 @@ from callpilot.server.stt.base import (
     STTStream,
 )
 from callpilot.v1 import assist_service_pb2, call_pb2, common_pb2, directory_pb2, events_pb2
-from providers.fake_directory import FakeDirectory
+from fakes.directory import FakeDirectory
 
 WAIT_S = 10.0
 

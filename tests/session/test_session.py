@@ -24,7 +24,7 @@ AGENT = common_pb2.SPEAKER_ROLE_AGENT
 
 async def test_a_final_updates_the_context_and_gets_a_suggestion() -> None:
     h = await run_test(
-        speech=[interim(0, "my email"), final(0, "Hi, my email is jane@example.com, I want a refund.")],
+        speech=[interim(0, "my email"), final(0, "Hi, my email is maria.garcia@example.com, I want a refund.")],
         scripts=[answer("Offer the refund form.", "Offer ", "the refund form.")],
         expected_durable=["call_started", "transcript", "context", "suggestion_completed", "call_ended"],
     )

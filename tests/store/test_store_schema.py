@@ -27,6 +27,11 @@ EXPECTED_TABLES = {
     "suggestions",
     "suggestion_feedback",
     "call_contexts",
+    "api_keys",
+    "join_tokens",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "webhook_attempts",
 }
 
 

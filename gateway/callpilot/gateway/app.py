@@ -13,7 +13,7 @@ import logging
 
 from aiohttp import web
 from callpilot.client import AsyncCallpilot
-from callpilot.gateway import grpcweb, pages, webrtc
+from callpilot.gateway import connectors, grpcweb, pages, webrtc
 from callpilot.gateway.config import GatewaySettings
 from callpilot.gateway.keys import CLIENT, SETTINGS
 
@@ -40,5 +40,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/healthz", _health)
     grpcweb.setup(app)
     webrtc.setup(app)
+    connectors.add_routes(app, settings.server)
     pages.setup(app)  # last: it may add a catch-all for the agent app
     return app

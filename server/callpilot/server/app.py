@@ -23,13 +23,17 @@ from callpilot.server.api.assist import AssistServicer
 from callpilot.server.api.directory import DirectoryServicer
 from callpilot.server.api.floor import FloorServicer
 from callpilot.server.api.insights import InsightsServicer
+from callpilot.server.api.webhooks import WebhookServicer
 from callpilot.server.assist.tools import ToolBox
+from callpilot.server.auth.join_tokens import JoinTokens
+from callpilot.server.auth.setup import build_auth, server_credentials
 from callpilot.server.bus import InProcessBus
 from callpilot.server.config import Settings
 from callpilot.server.manager import SessionManager
 from callpilot.server.providers import build_assistant, build_stt
 from callpilot.server.session import SessionDeps
 from callpilot.server.store import Store
+from callpilot.server.webhooks.worker import WebhookWorker
 from callpilot.v1 import (
     assist_service_pb2,
     assist_service_pb2_grpc,
@@ -39,6 +43,8 @@ from callpilot.v1 import (
     floor_service_pb2_grpc,
     insights_service_pb2,
     insights_service_pb2_grpc,
+    webhook_service_pb2,
+    webhook_service_pb2_grpc,
 )
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -115,11 +121,13 @@ class CallpilotServer:
         self._server: grpc.aio.Server | None = None
         self._health = health_aio.HealthServicer()
         self._drain = _DrainInterceptor()
+        self._join_tokens: JoinTokens | None = None
         self._store: Store | None = None
         self._manager: SessionManager | None = None
         self._deps: SessionDeps | None = None
         self._stopped = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
+        self._webhooks: WebhookWorker | None = None
 
     @property
     def manager(self) -> SessionManager:
@@ -152,25 +160,34 @@ class CallpilotServer:
         if recovered:
             log.warning("ended %d call(s) left active by a previous process", recovered)
 
-        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[self._drain])
+        auth, self._join_tokens = build_auth(s, store)
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[auth, self._drain])
         assist_service_pb2_grpc.add_AssistServiceServicer_to_server(
             AssistServicer(self._manager, store, bus), server
         )
         directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryServicer(store), server)
         floor_service_pb2_grpc.add_FloorServiceServicer_to_server(FloorServicer(store, bus), server)
         insights_service_pb2_grpc.add_InsightsServiceServicer_to_server(InsightsServicer(store), server)
+        webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(
+            WebhookServicer(store.engine, s.tenant_id), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         services = (
             assist_service_pb2.DESCRIPTOR.services_by_name["AssistService"].full_name,
             directory_service_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
             floor_service_pb2.DESCRIPTOR.services_by_name["FloorService"].full_name,
             insights_service_pb2.DESCRIPTOR.services_by_name["InsightsService"].full_name,
+            webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(services, server)
         try:
-            self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+            credentials = server_credentials(s)
+            if credentials is None:
+                self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+            else:
+                self.port = server.add_secure_port(f"{s.host}:{s.port}", credentials)
         except RuntimeError:  # grpc's "Failed to bind": the port is taken or the address is not ours
             self.port = 0
         if self.port == 0:
@@ -180,14 +197,19 @@ class CallpilotServer:
             )
         await server.start()
         self._server = server
-        for name in ("", *services[:4]):
+        self._webhooks = WebhookWorker(store.engine)
+        self._webhooks.start()
+        for name in ("", *services[:-2]):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.warning(
-            "authentication is OFF: listening on %s:%d without TLS or API keys (loopback development mode)",
+        log.info(
+            "Callpilot serving on %s:%d (%s, auth %s, stt=%s, assistant=%s)",
             s.host,
             self.port,
+            "TLS" + (" with client certificates" if s.tls_client_ca else "") if s.tls_cert else "plaintext",
+            "on" if s.auth_enabled else "OFF",
+            s.stt,
+            s.assistant,
         )
-        log.info("Callpilot serving on %s:%d (stt=%s, assistant=%s)", s.host, self.port, s.stt, s.assistant)
 
     def request_stop(self) -> asyncio.Task[None]:
         if self._stopping is None:
@@ -219,6 +241,8 @@ class CallpilotServer:
                 await self._deps.assistant.aclose()
             with contextlib.suppress(Exception):
                 await self._deps.stt.aclose()
+        if self._webhooks is not None:
+            await self._webhooks.stop()
         if self._store is not None:
             await self._store.close()
         self._stopped.set()

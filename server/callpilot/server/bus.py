@@ -34,6 +34,14 @@ class Lagged(Exception):
     """The subscriber fell behind; replay durable events from the store."""
 
 
+class BusUnavailable(Exception):
+    """Live events cannot be delivered (the cross-instance bus is down).
+
+    The consumer ends its stream with UNAVAILABLE; the client resumes from
+    its last sequence later, and the store fills in every durable event.
+    """
+
+
 class Subscription:
     """A bounded queue of one call's live events for one consumer.
 
@@ -46,6 +54,7 @@ class Subscription:
         self._queue: asyncio.Queue[events_pb2.CallEvent | None] = asyncio.Queue(maxsize)
         self.lagged = False
         self.closed = False
+        self.failed: str | None = None
 
     def _offer(self, event: events_pb2.CallEvent) -> None:
         if self.lagged or self.closed:
@@ -64,6 +73,10 @@ class Subscription:
             self._queue.get_nowait()
         self._queue.put_nowait(None)
 
+    def _fail(self, why: str) -> None:
+        self.failed = why
+        self._end()
+
     def _end(self) -> None:
         self.closed = True
         if self._queue.full():
@@ -80,6 +93,8 @@ class Subscription:
             raise Lagged()
         event = await self._queue.get()
         if event is None:
+            if self.failed is not None:
+                raise BusUnavailable(self.failed)
             if self.lagged:
                 raise Lagged()
             return None
@@ -152,6 +167,11 @@ class InProcessBus:
             self._finished.popitem(last=False)
         for sub in list(self._subs.pop(call_id, ())):
             sub._end()
+
+    def fail(self, call_id: str, why: str) -> None:
+        """Live delivery for the call broke: every subscriber's `next` raises BusUnavailable."""
+        for sub in list(self._subs.pop(call_id, ())):
+            sub._fail(why)
 
     def subscriber_count(self, call_id: str) -> int:
         return len(self._subs.get(call_id, ()))

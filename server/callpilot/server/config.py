@@ -16,6 +16,7 @@ raises `ConfigError` whose message names each offending variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -250,6 +251,44 @@ class Settings(BaseSettings):
         description="Prometheus metrics port (per-stage latency histograms)",
         json_schema_extra=_doc(default="`0` (off)"),
     )
+    # --- Service: authentication, tenants, TLS, many instances (docs/deployment.md).
+    auth: str = Field(
+        "",
+        description="`on` or `off`. Unset: off when the server listens on a loopback address only, "
+        "otherwise start-up refuses to run until it is set (`off` is then loudly logged)",
+        json_schema_extra=_doc(default="off on loopback; required elsewhere"),
+    )
+    jwt_jwks_url: str = Field("", description="JWKS URL of the identity provider that signs agents' JWTs")
+    jwt_public_key: str = Field(
+        "", repr=False, description="PEM public key (RS256/ES256) for JWTs, instead of a JWKS URL"
+    )
+    jwt_audience: str = Field("", description="required `aud` of JWTs (required when JWTs are accepted)")
+    jwt_issuer: str = Field("", description="required `iss` of JWTs, when set")
+    jwt_tenant_claim: str = Field("tenant", description="JWT claim naming the tenant")
+    jwt_role_claim: str = Field("role", description="JWT claim naming the role: integrator, agent or admin")
+    join_token_ttl_s: float = Field(
+        600.0, description="lifetime of a browser call's single-use join token (returned by CreateCall)"
+    )
+    rate_limit_per_s: float = Field(
+        200.0, description="requests per second per tenant on this instance (RESOURCE_EXHAUSTED over it)"
+    )
+    rate_limit_burst: int = Field(400, description="burst of requests per tenant above the rate")
+    max_calls_per_tenant: int = Field(
+        0,
+        description="live calls per tenant on this instance",
+        json_schema_extra=_doc(default="`0` (the same as `CALLPILOT_MAX_CALLS`)"),
+    )
+    tls_cert: str = Field("", description="PEM certificate chain: the gRPC port speaks TLS when set")
+    tls_key: str = Field("", repr=False, description="PEM private key of `CALLPILOT_TLS_CERT`")
+    tls_client_ca: str = Field(
+        "", description="PEM CA bundle: clients must present a certificate it signed (mutual TLS)"
+    )
+    redis_url: str = Field(
+        "",
+        repr=False,
+        description="`redis://host:6379/0`: the event bus across instances, call ownership and "
+        "forwarding (Redis Streams); unset keeps the in-process bus (one instance)",
+    )
     log_level: str = Field("INFO", description="log level")
     log_json: bool = Field(
         False, description="JSON logs; logs carry the call id, transcript text is never logged"
@@ -307,8 +346,60 @@ class Settings(BaseSettings):
             problems.append("CALLPILOT_MAX_CALLS must be at least 1")
         if self.llm_timeout_s <= 0:
             problems.append("CALLPILOT_LLM_TIMEOUT_S must be positive")
+        problems.extend(self._service_problems())
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems), problems)
+
+    def _service_problems(self) -> list[str]:
+        problems: list[str] = []
+        if self.auth not in ("", "on", "off"):
+            problems.append(f"CALLPILOT_AUTH must be on or off, got {self.auth!r}")
+        elif not self.auth and not self.loopback_only:
+            problems.append(
+                f"CALLPILOT_HOST={self.host} is not a loopback address: set CALLPILOT_AUTH=on (API keys, "
+                "JWTs) or, knowingly, CALLPILOT_AUTH=off"
+            )
+        jwt = (self.jwt_jwks_url, self.jwt_public_key)
+        if all(jwt):
+            problems.append("set only one of CALLPILOT_JWT_JWKS_URL and CALLPILOT_JWT_PUBLIC_KEY")
+        if any(jwt) and not self.jwt_audience:
+            problems.append("JWTs need CALLPILOT_JWT_AUDIENCE (the `aud` your identity provider issues)")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            problems.append("TLS needs both CALLPILOT_TLS_CERT and CALLPILOT_TLS_KEY")
+        if self.tls_client_ca and not self.tls_cert:
+            problems.append(
+                "CALLPILOT_TLS_CLIENT_CA (mutual TLS) needs CALLPILOT_TLS_CERT and CALLPILOT_TLS_KEY"
+            )
+        for name in ("tls_cert", "tls_key", "tls_client_ca"):
+            value = getattr(self, name)
+            if value and not Path(value).expanduser().is_file():
+                problems.append(f"CALLPILOT_{name.upper()}={value} is not a readable file")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            problems.append("CALLPILOT_REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.rate_limit_per_s <= 0 or self.rate_limit_burst < 1:
+            problems.append(
+                "CALLPILOT_RATE_LIMIT_PER_S must be positive and CALLPILOT_RATE_LIMIT_BURST at least 1"
+            )
+        if self.join_token_ttl_s <= 0:
+            problems.append("CALLPILOT_JOIN_TOKEN_TTL_S must be positive")
+        if self.max_calls_per_tenant < 0:
+            problems.append("CALLPILOT_MAX_CALLS_PER_TENANT must be 0 (no separate limit) or more")
+        return problems
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the server listens on a loopback address only (where auth may default to off)."""
+        host = self.host.strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth == "on"
 
     @property
     def effective_database_url(self) -> str:

@@ -36,3 +36,7 @@ EVENTS = Counter("callpilot_events_total", "Events emitted", ["kind", "durable"]
 WATCHER_LAGS = Counter(
     "callpilot_watcher_lags_total", "Watchers that fell behind and replayed from the store"
 )
+BUS_DROPPED = Counter(
+    "callpilot_bus_dropped_total",
+    "Events not delivered to other instances (Redis down or publish queue full); durable ones are re-read from the store",
+)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
+from callpilot.cli import webhooks as webhooks_cli
 from callpilot.cli.render import EventPrinter, describe_call, to_json
 from callpilot.client import AsyncCallpilot, AudioSourceError, CallpilotError, WavFile
 from callpilot.v1 import call_pb2, common_pb2
@@ -69,8 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     call = sub.add_parser("call", help="stream a WAV file as a call and print its events live")
     call.add_argument("file", type=Path, help="a WAV file: 16-bit PCM, μ-law or A-law (G.711), 8-48 kHz")
     call.add_argument(
-        "--server", default=_server_default(), help="host:port (default $CALLPILOT_SERVER or 127.0.0.1:50051)"
+        "--server",
+        default=_server_default(),
+        help="host:port, or https://host:port for TLS (default $CALLPILOT_SERVER or 127.0.0.1:50051)",
     )
+    _client_options(call)
     call.add_argument("--fast", action="store_true", help="send as fast as possible instead of in real time")
     call.add_argument("--json", action="store_true", help="one event per line, canonical proto3 JSON")
     call.add_argument(
@@ -92,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="print a call's events, replayed then live")
     watch.add_argument("call_id")
     watch.add_argument("--server", default=_server_default())
+    _client_options(watch)
     watch.add_argument("--from-sequence", type=int, default=1)
     watch.add_argument("--json", action="store_true")
 
@@ -99,11 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     calls_sub = calls.add_subparsers(dest="calls_command", required=True, metavar="list|show")
     calls_list = calls_sub.add_parser("list", help="list calls, newest first")
     calls_list.add_argument("--server", default=_server_default())
+    _client_options(calls_list)
     calls_list.add_argument("--limit", type=int, default=20)
     calls_list.add_argument("--json", action="store_true")
     calls_show = calls_sub.add_parser("show", help="show a call with its transcript and suggestions")
     calls_show.add_argument("call_id")
     calls_show.add_argument("--server", default=_server_default())
+    _client_options(calls_show)
     calls_show.add_argument("--json", action="store_true")
 
     db = sub.add_parser("db", help="database commands")
@@ -113,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db_import.add_argument("file", type=Path)
     db_import.add_argument("--database-url", help="as for serve")
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys (talks to the database)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="create|list|revoke")
+    keys_create = keys_sub.add_parser("create", help="create a key and print its secret once")
+    keys_create.add_argument("--tenant", required=True)
+    keys_create.add_argument("--role", required=True, choices=["integrator", "agent", "admin"])
+    keys_create.add_argument("--name", default="")
+    keys_list = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    keys_list.add_argument("--tenant", default=None)
+    keys_list.add_argument("--json", action="store_true")
+    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    keys_revoke.add_argument("key_id")
+    for keys_parser in (keys_create, keys_list, keys_revoke):
+        keys_parser.add_argument("--database-url", help="as for serve")
+
+    webhooks_cli.add_parser(sub, _server_default(), _client_options)
 
     gateway = sub.add_parser("gateway", help="run the HTTP gateway (WebRTC, grpc-web, agent app)")
     gateway.add_argument("--host")
@@ -129,8 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _connect(target: str) -> AsyncCallpilot:
-    client = AsyncCallpilot(target)
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="API key or token sent as 'authorization: Bearer' (default $CALLPILOT_API_KEY)",
+    )
+    parser.add_argument("--tls", action="store_true", default=None, help="use TLS (implied by https://)")
+    parser.add_argument("--ca-file", type=Path, default=None, help="PEM CA bundle that signed the server")
+
+
+async def _connect(args: argparse.Namespace) -> AsyncCallpilot:
+    target = args.server
+    client = AsyncCallpilot(target, api_key=args.api_key, tls=args.tls, ca_file=args.ca_file)
     try:
         await client.wait_ready(timeout=5.0)
     except CallpilotError:
@@ -152,7 +186,7 @@ async def cmd_call(args: argparse.Namespace) -> int:
     config = call_pb2.CallConfig(language_code=args.language, phrase_hints=args.hint)
     if args.customer_hint is not None:
         config.customer_hint.CopyFrom(args.customer_hint)
-    client = await _connect(args.server)
+    client = await _connect(args)
     printer = EventPrinter(json_lines=args.json)
     try:
         async with client.stream_call(source, config) as call:
@@ -164,7 +198,7 @@ async def cmd_call(args: argparse.Namespace) -> int:
 
 
 async def cmd_watch(args: argparse.Namespace) -> int:
-    client = await _connect(args.server)
+    client = await _connect(args)
     printer = EventPrinter(json_lines=args.json)
     try:
         async for event in client.watch_call(args.call_id, from_sequence=args.from_sequence):
@@ -175,7 +209,7 @@ async def cmd_watch(args: argparse.Namespace) -> int:
 
 
 async def cmd_calls(args: argparse.Namespace) -> int:
-    client = await _connect(args.server)
+    client = await _connect(args)
     try:
         if args.calls_command == "list":
             page = await client.list_calls(page_size=max(1, min(args.limit, 100)))
@@ -221,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _server_module().serve(args)  # type: ignore[attr-defined, no-any-return]
         if args.command == "db":
             return _server_module().db_import(args)  # type: ignore[attr-defined, no-any-return]
+        if args.command == "keys":
+            _server_module()
+            keys_cli = importlib.import_module("callpilot.server.keys_cli")
+            return keys_cli.keys_command(args)  # type: ignore[no-any-return]
         if args.command == "gateway":
             try:
                 gateway_cli = importlib.import_module("callpilot.gateway.cli")
@@ -229,13 +267,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "the gateway is not installed: pip install callpilot-gateway", EXIT_USAGE
                 ) from None
             return gateway_cli.run(args)  # type: ignore[no-any-return]
+        if args.command == "webhooks":
+            return asyncio.run(webhooks_cli.cmd_webhooks(args, _connect))
         runner = {"call": cmd_call, "watch": cmd_watch, "calls": cmd_calls}[args.command]
         return asyncio.run(runner(args))
     except CliError as exc:
         print(f"callpilot: {exc}", file=sys.stderr)
         return exc.code
     except CallpilotError as exc:
-        print(f"callpilot: {exc}", file=sys.stderr)
+        hint = ""
+        if exc.code == grpc.StatusCode.UNAUTHENTICATED:
+            hint = " (pass --api-key or set CALLPILOT_API_KEY; keys come from `callpilot keys create`)"
+        print(f"callpilot: {exc}{hint}", file=sys.stderr)
         unreachable = exc.code == grpc.StatusCode.UNAVAILABLE
         return (
             EXIT_UNREACHABLE

@@ -15,11 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
 from callpilot.client.audio import AudioSource, AudioSourceError, IteratorAudio, RawAudio, WavFile
+from callpilot.client.connection import (
+    channel_credentials,
+    metadata_interceptors,
+    resolve_api_key,
+    split_target,
+)
 from callpilot.client.errors import CallpilotError, FieldViolation
 from callpilot.v1 import (
     assist_service_pb2,
@@ -225,20 +232,45 @@ class AsyncCallpilot:
         self,
         target: str = DEFAULT_TARGET,
         *,
+        api_key: str | None = None,
+        tls: bool | None = None,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
         channel: grpc.aio.Channel | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
+        """Connect to `target` (``host:port``, ``http://…`` or ``https://…``).
+
+        `api_key` (default: ``$CALLPILOT_API_KEY``) is sent on every RPC; TLS is
+        used for ``https://`` targets, with `tls=True`, or when `credentials`
+        are given, verified against `ca_file` (default: the system's roots).
+        """
+        address, scheme_tls = split_target(target)
+        key = resolve_api_key(api_key)
+        extra = list(metadata)
+        if key:
+            extra.append(("authorization", f"Bearer {key}"))
         if channel is None:
-            if credentials is not None:
-                channel = grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
+            interceptors = metadata_interceptors(extra)
+            use_tls = credentials is not None or bool(tls) or (tls is None and bool(scheme_tls))
+            if use_tls:
+                creds = credentials or channel_credentials(
+                    ca_file=ca_file, cert_file=cert_file, key_file=key_file
+                )
+                channel = grpc.aio.secure_channel(
+                    address, creds, options=CHANNEL_OPTIONS, interceptors=interceptors
+                )
             else:
-                channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+                channel = grpc.aio.insecure_channel(
+                    address, options=CHANNEL_OPTIONS, interceptors=interceptors
+                )
         self.target = target
         self.channel = channel
         self.assist = assist_service_pb2_grpc.AssistServiceStub(channel)
         self.directory = directory_service_pb2_grpc.DirectoryServiceStub(channel)
-        self._metadata = tuple(metadata)
+        self._metadata = tuple(extra)
 
     async def __aenter__(self) -> AsyncCallpilot:
         return self

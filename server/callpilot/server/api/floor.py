@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from callpilot.server import metrics
 from callpilot.server.api.status import streaming
+from callpilot.server.auth.principal import current_principal
 from callpilot.server.bus import InProcessBus, Lagged
 from callpilot.v1 import floor_service_pb2 as pb
 from callpilot.v1 import floor_service_pb2_grpc as pb_grpc
@@ -31,7 +32,7 @@ FLOOR_KINDS = frozenset({"call_started", "context", "alert", "call_ended"})
 
 
 class FloorServicer(pb_grpc.FloorServiceServicer):
-    """Streams the floor of the store's tenant (the caller's, once auth scopes stores)."""
+    """Streams the floor of the caller's tenant."""
 
     def __init__(self, store: Store, bus: InProcessBus) -> None:
         self._store = store
@@ -41,11 +42,12 @@ class FloorServicer(pb_grpc.FloorServiceServicer):
     async def WatchFloor(
         self, request: pb.WatchFloorRequest, context: Ctx
     ) -> AsyncIterator[pb.WatchFloorResponse]:
-        tenant = self._store.tenant_id
+        store = tenant_store(self._store)
+        tenant = store.tenant_id
         while True:
             sub = self._bus.subscribe_all()
             try:
-                calls = await self._store.floor_snapshot()
+                calls = await store.floor_snapshot()
                 # call id -> last sequence applied; only these calls (and ones
                 # that start from now on in this tenant) are forwarded.
                 live = {c.call.call_id: c.last_sequence for c in calls}
@@ -74,3 +76,11 @@ class FloorServicer(pb_grpc.FloorServiceServicer):
                     continue
             finally:
                 sub.close()
+
+
+def tenant_store(store: Store) -> Store:
+    """The store of the caller's tenant (the server's own when no principal is set)."""
+    principal = current_principal.get()
+    if principal is None or principal.tenant_id == store.tenant_id:
+        return store
+    return store.for_tenant(principal.tenant_id)

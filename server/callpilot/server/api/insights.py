@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from callpilot.server.api.floor import tenant_store
 from callpilot.server.api.status import unary
 from callpilot.server.errors import InvalidArgument, Violation
 from callpilot.server.store import convert
@@ -18,7 +19,7 @@ Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 class InsightsServicer(pb_grpc.InsightsServiceServicer):
-    """Figures of the store's tenant (the caller's, once auth scopes stores)."""
+    """Figures of the caller's tenant."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -33,6 +34,6 @@ class InsightsServicer(pb_grpc.InsightsServiceServicer):
         if missing:
             raise InvalidArgument(missing)
         bucket = request.bucket.ToTimedelta() if request.HasField("bucket") else None
-        return await self._store.insights(
+        return await tenant_store(self._store).insights(
             convert.from_timestamp(request.start_time), convert.from_timestamp(request.end_time), bucket
         )

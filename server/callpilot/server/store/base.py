@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -87,6 +87,20 @@ class StoreBase:
     def backend(self) -> str:
         """The SQL dialect in use: "sqlite" or "postgresql"."""
         return self._shared.engine.dialect.name
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The pool itself, for workers that manage their own transactions (the webhook outbox)."""
+        return self._shared.engine
+
+    def reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A read connection, for components that keep tables of their own (API keys, join
+        tokens, the webhook outbox); the same pool and turn-taking as the store's queries."""
+        return self._read()
+
+    def writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction on the store's single-writer path (see `reading`)."""
+        return self._write()
 
     async def ping(self) -> None:
         """Round-trip to the database, for health checks; raises when it is unreachable."""

@@ -14,6 +14,7 @@ from callpilot.server.store import convert, schema
 from callpilot.server.store.base import StoreBase, check_id
 from callpilot.server.store.feedback import suggestion_message
 from callpilot.server.store.upsert import upsert
+from callpilot.server.webhooks import outbox as webhook_outbox
 from callpilot.v1 import assist_service_pb2, call_pb2, events_pb2
 from sqlalchemy import and_, case, select, update
 from sqlalchemy.exc import IntegrityError
@@ -80,6 +81,8 @@ class EventLog(StoreBase):
                     metadata={"call_id": call_id, "sequence": str(seq)},
                 ) from exc
             await self._derive(conn, event, kind, when)
+            # The webhook outbox row commits with the event: no window where one exists without the other.
+            await webhook_outbox.write_for_event(conn, event, self._tenant, when)
 
     async def _derive(
         self, conn: AsyncConnection, event: events_pb2.CallEvent, kind: str, when: datetime

@@ -7,6 +7,7 @@ from typing import Any
 from callpilot.server.errors import InvalidArgument, NotFound, Violation
 from callpilot.server.store import convert, schema
 from callpilot.server.store.base import StoreBase
+from callpilot.server.webhooks import outbox as webhook_outbox
 from callpilot.v1 import assist_service_pb2, events_pb2
 from sqlalchemy import Row, select
 
@@ -62,6 +63,7 @@ class Feedback(StoreBase):
                     create_time=convert.now_utc(),
                 )
             )
+            await webhook_outbox.write_for_feedback(conn, self._tenant, call_id, feedback)
         result = suggestion_message(row, None)
         result.feedback.CopyFrom(feedback)
         return result

@@ -303,3 +303,101 @@ call_contexts = Table(
 )
 
 DIRECTORY_TABLES = (customers, orders, order_items, tickets, policies, articles)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    # The public half of a key (`cp_<key_id>_<secret>`): safe to show and log.
+    Column("key_id", String(32), nullable=False),
+    _tenant(),
+    Column("role", String(16), nullable=False),
+    Column("name", Text, nullable=False),
+    # SHA-256 of the whole key. Keys carry 256 bits of randomness, so a fast
+    # hash is enough (nothing to brute-force) and checking one costs microseconds.
+    Column("secret_sha256", String(64), nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("last_used_time", UtcDateTime, nullable=True),
+    Column("revoke_time", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("key_id"),
+    Index("ix_api_keys_tenant", "tenant_id", "create_time"),
+)
+
+join_tokens = Table(
+    "join_tokens",
+    metadata,
+    # SHA-256 of the token: a leaked database does not let anyone join a call.
+    Column("token_sha256", String(64), nullable=False),
+    _tenant(),
+    Column("call_id", String(ID_LENGTH), nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("expire_time", UtcDateTime, nullable=False),
+    Column("used_time", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("token_sha256"),
+    Index("ix_join_tokens_expiry", "expire_time"),
+)
+
+# --- outbound webhooks (migration 0003; queries in callpilot.server.webhooks.outbox) ---
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("endpoint_id", String(40), nullable=False),
+    _tenant(),
+    Column("url", Text, nullable=False),
+    # The Standard Webhooks signing secret ("whsec_" + base64). It must be
+    # readable to sign, so it is stored as is: protect the database accordingly.
+    Column("secret", Text, nullable=False),
+    # Comma-separated event types, e.g. "call.ended,tool.decided".
+    Column("event_types", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", Text, nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    # Start of the current run of failed attempts; NULL after a success.
+    Column("failing_since", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("endpoint_id"),
+    Index("ix_webhook_endpoints_tenant", "tenant_id", "create_time"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    # Sent as the `webhook-id` header on every attempt: receivers deduplicate by it.
+    Column("delivery_id", String(40), nullable=False),
+    _tenant(),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("call_id", String(ID_LENGTH), nullable=False),
+    # The exact JSON body, built from stored (redacted) data when the event was written.
+    Column("payload", Text, nullable=False),
+    # 1 pending, 2 delivered, 3 failed (WebhookDeliveryState numbers).
+    Column("state", SmallInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    # When the row may next be claimed. A claim moves it a lease ahead, so a
+    # worker that dies mid-delivery leaves the row due again once the lease ends.
+    Column("next_attempt_time", UtcDateTime, nullable=True),
+    Column("delivered_time", UtcDateTime, nullable=True),
+    Column("lease_owner", String(64), nullable=False),
+    Column("last_error", Text, nullable=False),
+    PrimaryKeyConstraint("delivery_id"),
+    ForeignKeyConstraint(["endpoint_id"], ["webhook_endpoints.endpoint_id"], ondelete="CASCADE"),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_time"),
+    Index("ix_webhook_deliveries_endpoint", "endpoint_id", "create_time"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("attempt_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    _tenant(),
+    Column("delivery_id", String(40), nullable=False),
+    Column("attempt_time", UtcDateTime, nullable=False),
+    # 0 when no HTTP response came back (timeout, refused connection).
+    Column("http_status", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    PrimaryKeyConstraint("attempt_id"),
+    ForeignKeyConstraint(["delivery_id"], ["webhook_deliveries.delivery_id"], ondelete="CASCADE"),
+    Index("ix_webhook_attempts_delivery", "delivery_id", "attempt_id"),
+)
