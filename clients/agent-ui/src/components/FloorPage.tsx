@@ -148,9 +148,9 @@ function FloorRowView({ row, now }: { row: FloorRow; now: number }) {
         </a>
         <span class="mono small muted floor-call-id">{row.callId}</span>
       </th>
-      <td class="mono">{row.createMs > 0 ? elapsed(now - row.createMs) : "—"}</td>
-      <td>{topics.length === 0 ? <span class="muted">—</span> : topics.map(topicLabel).join(", ")}</td>
-      <td>
+      <td class="mono" data-label="Duration">{row.createMs > 0 ? elapsed(now - row.createMs) : "—"}</td>
+      <td data-label="Topic">{topics.length === 0 ? <span class="muted">—</span> : topics.map(topicLabel).join(", ")}</td>
+      <td data-label="Sentiment">
         {last === undefined ? (
           <span class="muted">—</span>
         ) : (
@@ -160,7 +160,7 @@ function FloorRowView({ row, now }: { row: FloorRow; now: number }) {
           </span>
         )}
       </td>
-      <td>
+      <td data-label="Alerts">
         {row.alerts.length === 0 ? (
           <span class="muted">None</span>
         ) : (
