@@ -75,7 +75,7 @@ def make_specs(count: int = 14, seed: int = 7) -> list[CallSpec]:
     return specs
 
 
-def _ts(when: datetime) -> timestamp_pb2.Timestamp:
+def timestamp(when: datetime) -> timestamp_pb2.Timestamp:
     out = timestamp_pb2.Timestamp()
     out.FromDatetime(when)
     return out
@@ -85,7 +85,7 @@ async def seed_calls(store: Store, specs: list[CallSpec]) -> None:
     for spec in specs:
         await store.create_call(
             call_pb2.Call(
-                call_id=spec.call_id, state=call_pb2.CALL_STATE_ACTIVE, create_time=_ts(spec.created)
+                call_id=spec.call_id, state=call_pb2.CALL_STATE_ACTIVE, create_time=timestamp(spec.created)
             )
         )
         when = spec.created + timedelta(seconds=5)
@@ -120,7 +120,7 @@ async def seed_calls(store: Store, specs: list[CallSpec]) -> None:
         for seq, payload in enumerate(payloads, start=1):
             await store.append_event(
                 events_pb2.CallEvent(
-                    call_id=spec.call_id, sequence=seq, durable=True, time=_ts(when), **payload
+                    call_id=spec.call_id, sequence=seq, durable=True, time=timestamp(when), **payload
                 )
             )
         if spec.handle_s is not None:
@@ -129,7 +129,7 @@ async def seed_calls(store: Store, specs: list[CallSpec]) -> None:
                     call_id=spec.call_id,
                     sequence=len(payloads) + 1,
                     durable=True,
-                    time=_ts(spec.created + timedelta(seconds=spec.handle_s)),
+                    time=timestamp(spec.created + timedelta(seconds=spec.handle_s)),
                     call_ended=events_pb2.CallEnded(reason=call_pb2.CALL_END_REASON_CLIENT_ENDED),
                 )
             )
