@@ -1,5 +1,7 @@
 import { CallList } from "./components/CallList";
 import { CallView } from "./components/CallView";
+import { FloorPage } from "./components/FloorPage";
+import { InsightsPage } from "./components/InsightsPage";
 import { NotFound } from "./components/NotFound";
 import { RecordView } from "./components/Records";
 import { linkHandler, useRoute } from "./router";
@@ -22,6 +24,12 @@ export function App() {
           <a href="/" onClick={linkHandler("/")}>
             Calls
           </a>
+          <a href="/floor" onClick={linkHandler("/floor")}>
+            Floor
+          </a>
+          <a href="/insights" onClick={linkHandler("/insights")}>
+            Insights
+          </a>
           <a href="/answer" title="Answer a waiting call with your microphone (WebRTC)">
             Answer a call
           </a>
@@ -29,6 +37,8 @@ export function App() {
       </header>
       <main id="main" class="app-main" tabIndex={-1}>
         {route.name === "calls" && <CallList />}
+        {route.name === "floor" && <FloorPage />}
+        {route.name === "insights" && <InsightsPage />}
         {route.name === "call" && <CallView key={route.callId} callId={route.callId} />}
         {route.name === "record" && (
           <div class="record-page panel">

@@ -19,6 +19,8 @@ from typing import Any
 import grpc
 from callpilot.server.api.assist import AssistServicer
 from callpilot.server.api.directory import DirectoryServicer
+from callpilot.server.api.floor import FloorServicer
+from callpilot.server.api.insights import InsightsServicer
 from callpilot.server.api.webhooks import WebhookServicer
 from callpilot.server.auth.join_tokens import JoinTokens
 from callpilot.server.auth.setup import build_auth, server_credentials
@@ -34,6 +36,10 @@ from callpilot.v1 import (
     assist_service_pb2_grpc,
     directory_service_pb2,
     directory_service_pb2_grpc,
+    floor_service_pb2,
+    floor_service_pb2_grpc,
+    insights_service_pb2,
+    insights_service_pb2_grpc,
     webhook_service_pb2,
     webhook_service_pb2_grpc,
 )
@@ -156,6 +162,10 @@ class CallpilotServer:
         directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(
             DirectoryServicer(lambda: tenants.current().deps.directory), server
         )
+        floor_service_pb2_grpc.add_FloorServiceServicer_to_server(
+            FloorServicer(store, lambda: tenants.current().bus), server
+        )
+        insights_service_pb2_grpc.add_InsightsServiceServicer_to_server(InsightsServicer(store), server)
         webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(
             WebhookServicer(store.engine, s.tenant_id), server
         )
@@ -163,6 +173,8 @@ class CallpilotServer:
         services = (
             assist_service_pb2.DESCRIPTOR.services_by_name["AssistService"].full_name,
             directory_service_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
+            floor_service_pb2.DESCRIPTOR.services_by_name["FloorService"].full_name,
+            insights_service_pb2.DESCRIPTOR.services_by_name["InsightsService"].full_name,
             webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
@@ -185,7 +197,7 @@ class CallpilotServer:
         self._server = server
         self._webhooks = WebhookWorker(store.engine)
         self._webhooks.start()
-        for name in ("", *services[:2]):
+        for name in ("", *services[:-2]):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "Callpilot serving on %s:%d (%s, auth %s, stt=%s, assistant=%s)",

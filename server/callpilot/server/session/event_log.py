@@ -16,12 +16,15 @@ Invariants:
 - Publication order equals emission order (one lock); a durable event is
   published only once it is stored, so a lagging watcher finds it in the
   store.
+- `after_durable`, when set (the alert stage), sees every durable event once
+  it is stored, outside the lock, so it may emit events of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from callpilot.server import metrics
 from callpilot.server.bus import InProcessBus
@@ -42,6 +45,7 @@ class EventLog:
         self._bus = bus
         self._last = last_sequence
         self._lock = asyncio.Lock()
+        self.after_durable: Callable[[events_pb2.CallEvent], Awaitable[None]] | None = None
 
     @property
     def last_sequence(self) -> int:
@@ -76,6 +80,8 @@ class EventLog:
                 self._bus.publish(event)
         kind = event.WhichOneof("payload") or "none"
         metrics.EVENTS.labels(kind=kind, durable=str(durable).lower()).inc()
+        if durable and self.after_durable is not None:
+            await self.after_durable(event)
         return event
 
     async def _commit(self, event: events_pb2.CallEvent) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from callpilot.server import metrics
+from callpilot.server.alerts import AlertRules
+from callpilot.server.alerts.stage import AlertStage
 from callpilot.server.assist.base import Assistant, Turn
 from callpilot.server.assist.tools import ToolBox
 from callpilot.server.audio import AudioDecoder
@@ -57,6 +59,8 @@ class SessionDeps:
     directory: Directory
     # Runs write tools once the agent confirms them.
     toolbox: ToolBox | None = None
+    # The tenant's supervisor alert rules; None: no alerts.
+    alert_rules: AlertRules | None = None
 
 
 class CallSession:
@@ -94,7 +98,19 @@ class CallSession:
         self._end_task: asyncio.Task[None] | None = None
         self._ending = False
         self.ended = asyncio.Event()
+        self._alerts: AlertStage | None = None
+        if deps.alert_rules is not None:
+            self._alerts = AlertStage(
+                deps.alert_rules, lambda alert: self.events.emit(durable=True, alert=alert)
+            )
+            self.events.after_durable = self._raise_alerts
         metrics.ACTIVE_CALLS.inc()
+
+    async def _raise_alerts(self, event: events_pb2.CallEvent) -> None:
+        """Emit the alerts a durable event fires, right after it (alert events fire none)."""
+        if self._alerts is not None:
+            for alert in self._alerts.observe(event):
+                await self.events.emit(durable=True, alert=alert)
 
     async def notice(self, level: events_pb2.NoticeLevel.ValueType, code: str, text: str) -> None:
         await self.events.emit(durable=True, notice=events_pb2.Notice(level=level, code=code, text=text))
@@ -271,6 +287,8 @@ class CallSession:
             self._log.exception("flushing the call failed; ending it anyway")
         recorded = False
         try:
+            if self._alerts is not None:
+                await self._alerts.close()  # no alert may follow call_ended
             if self.events.last_sequence == 0:
                 # Ended before it started (its opener went away, or EndCall on
                 # a created call): the log still opens with call_started.
