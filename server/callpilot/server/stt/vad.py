@@ -267,6 +267,33 @@ class Endpointer:
         return self._state == self._SPEECH and self._silence_start is not None
 
     @property
+    def pause_start(self) -> int | None:
+        """First sample of the silence the open utterance is in right now (None when not pausing)."""
+        return self._silence_start if self.pausing else None
+
+    def tentative_end(self) -> SpeechEnd | None:
+        """The `SpeechEnd` a silence end would produce if the current pause lasts to `min_silence_ms`.
+
+        Available once the pause is at least `speech_pad_ms` long (the end
+        padding is then complete, so the audio is exactly what the real end
+        will carry). Callers decode it speculatively and keep the result only
+        if the real event matches (same `start`, `end`); nothing changes state.
+        """
+        if not self.pausing or self._silence_start is None:
+            return None
+        end = min(self._silence_start + self._pad, self._utt_start + self._max_len)
+        if self._buf.end < end:
+            return None
+        start = self._utt_start
+        return SpeechEnd(
+            start=start,
+            end=end,
+            speech_end=max(min(self._silence_start, end), start),
+            audio=self._buf.read(start, end),
+            reason="silence",
+        )
+
+    @property
     def open_start(self) -> int | None:
         return self._utt_start if self._state == self._SPEECH else None
 
