@@ -175,6 +175,8 @@ class SegmentingStream(STTStream):
         self._open_start = 0
         self._last_interim_pos = 0
         self._last_interim_text = ""
+        self._skip_counted_at = -1
+        self.interims_skipped = 0
         self._last_final_utterance = -1
         self._worker: asyncio.Task[None] | None = None
         self._interim_task: asyncio.Task[None] | None = None
@@ -190,6 +192,9 @@ class SegmentingStream(STTStream):
     def _interim_possible(self) -> bool:
         """Cheap check before snapshotting audio for an interim (e.g. "is a worker idle?")."""
         return True
+
+    def _on_interim_skipped(self) -> None:
+        """Called once per due interim that `_interim_possible` turned down (for the engine's stats)."""
 
     def _on_final(self, hypothesis: Hypothesis) -> None:
         """Called once per FINAL as it is emitted (e.g. to carry its words into the next prompt)."""
@@ -363,6 +368,10 @@ class SegmentingStream(STTStream):
             # worker free for the FINAL that follows if the pause turns out to be the end.
             return
         if not self._interim_possible():
+            if self._skip_counted_at != self._last_interim_pos:  # count each due interim once
+                self._skip_counted_at = self._last_interim_pos
+                self.interims_skipped += 1
+                self._on_interim_skipped()
             return
         self._last_interim_pos = position
         audio = self._endpointer.open_audio()

@@ -411,6 +411,10 @@ class WhisperStream(SegmentingStream):
     def _interim_possible(self) -> bool:
         return self._engine.has_idle_worker()
 
+    def _on_interim_skipped(self) -> None:
+        with self._engine.stats.lock:
+            self._engine.stats.interims_skipped += 1
+
 
 def is_hallucination(segment: Any) -> bool:
     """Whisper's own signals that a decoded segment is not what was said (see the module docstring)."""
