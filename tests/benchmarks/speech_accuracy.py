@@ -86,6 +86,64 @@ def offline_decode(recordings: list[Recording], cache: Path) -> dict[str, str]:
     return out
 
 
+def profile(recordings: list[Recording], cache: Path) -> None:
+    """Where a final's time goes: the encoder (always a 30 s window) vs a whole decode, greedy and beam 5."""
+    from callpilot.server.stt.model import ensure_whisper_base
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(
+        str(ensure_whisper_base(cache)),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=2,
+        local_files_only=True,
+    )
+    options = {
+        "language": "en",
+        "best_of": 2,
+        "temperature": [0.0, 0.2, 0.4],
+        "without_timestamps": True,
+        "condition_on_previous_text": False,
+        "vad_filter": False,
+    }
+    print("\n### Profile of one final decode (Whisper base int8, 2 threads, in-process)\n")
+    print("| recording | seconds | encoder ms | greedy decode ms | beam 5 decode ms |")
+    print("|-----------|--------:|-----------:|-----------------:|-----------------:|")
+    windows = []
+    for rec in recordings:
+        audio = np.concatenate([rec.audio, silence(0.2)])
+        features = model.feature_extractor(audio)
+        window = np.zeros((features.shape[0], 3000), dtype=features.dtype)
+        window[:, : min(3000, features.shape[1])] = features[:, :3000]
+        started = time.perf_counter()
+        model.encode(window)
+        encode = time.perf_counter() - started
+        totals = []
+        for beam in (1, 5):
+            started = time.perf_counter()
+            segments, _ = model.transcribe(audio, beam_size=beam, **options)
+            list(segments)
+            totals.append(time.perf_counter() - started)
+        print(
+            f"| {rec.name} | {audio.size / RATE:.1f} | {encode * 1000:.0f} | "
+            f"{totals[0] * 1000:.0f} | {totals[1] * 1000:.0f} |"
+        )
+        windows.append(window)
+    # Batching across streams: one encoder call for four utterances vs four calls.
+    batch = np.stack(windows[:4])
+    started = time.perf_counter()
+    for one in batch:
+        model.encode(one)
+    single = time.perf_counter() - started
+    started = time.perf_counter()
+    model.encode(batch)
+    batched = time.perf_counter() - started
+    print(
+        f"\nencoder, 4 utterances: one at a time {single * 1000:.0f} ms, one batch of 4 {batched * 1000:.0f} ms "
+        f"(throughput x{single / batched:.2f})"
+    )
+
+
 async def stream_file(address: str, wav: Path) -> tuple[dict[int, list[str]], list[float]]:
     """Stream one WAV in real time through StreamCall: finals' text per speaker role, and latencies."""
     texts: dict[int, list[str]] = {}
@@ -173,13 +231,11 @@ async def load(recordings: list[Recording], work: Path, calls_list: list[int], i
         print("|------:|------:|---------:|---------:|---------:|------:|")
         for calls in calls_list:
             cpu0, _ = proc_stats(server.proc.pid)
-            started = time.monotonic()
             results = await asyncio.gather(*(stream_file(server.address, wav) for _ in range(calls)))
             cpu1, _ = proc_stats(server.proc.pid)
             latencies = [x for _texts, lat in results for x in lat]
             cells = row(str(calls), latencies, width=5)
             print(f"{cells} {(cpu1 - cpu0) / (calls * seconds):.3f} |")
-            del started
     finally:
         server.stop()
 
@@ -191,6 +247,7 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, nargs="*", default=[1, 4], help="concurrent two-party calls")
     parser.add_argument("--no-accuracy", action="store_true", help="skip the per-recording WER table")
     parser.add_argument("--no-load", action="store_true", help="skip the concurrent-call latency tables")
+    parser.add_argument("--no-profile", action="store_true", help="skip the encoder/decoder profile")
     args = parser.parse_args()
     if not available():
         sys.exit(f"no real recordings: {INSTALL_HINT}")
@@ -200,6 +257,8 @@ async def main() -> None:
         print(f"# Callpilot speech benchmark: real recordings, {os.cpu_count()} CPUs")
         if not args.no_accuracy:
             await accuracy(recordings, work)
+        if not args.no_profile:
+            await asyncio.to_thread(profile, recordings, work / "models")
         if not args.no_load:
             for interims in (True, False):
                 await load(recordings, work, args.calls, interims)
