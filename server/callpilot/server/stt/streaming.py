@@ -27,7 +27,8 @@ Queues and their policies (every hand-off is bounded):
   * interims: at most one in flight per stream, started only when the
     decoder says it has an idle worker and the speaker is not pausing; a
     skipped interim is retried on the next push with the newest audio, so
-    under load interims coalesce.
+    under load interims coalesce. `interims_skipped` counts each due interim
+    that was turned down (once, however often it was retried).
 
 Speculative finals (`speculate_after_ms`): once the speaker has paused that
 long inside an utterance (and the end padding is complete), the audio the
