@@ -141,6 +141,8 @@ class WhisperEngine(STTEngine):
     interim_interval: seconds of new audio between interim decodes of the open utterance
         (None disables interims). beam_size: beam for FINAL decodes; interims are always greedy.
     speculate_after_ms: pause after which a final is decoded speculatively (see `streaming`).
+    device: "cpu" (the default) or "cuda" (faster-whisper's own GPU support); "cuda" on a
+        machine without a CUDA device fails at construction with `STTError` saying so.
     vad: endpointing tunables. max_pending_finals / max_events: per-stream queue bounds
         (policies in `streaming`).
     """
@@ -160,9 +162,11 @@ class WhisperEngine(STTEngine):
         max_pending_finals: int = 4,
         max_events: int = 64,
         speculate_after_ms: int | None = 200,
+        device: str = "cpu",
     ) -> None:
         if workers < 1 or cpu_threads < 1 or beam_size < 1:
             raise ValueError("workers, cpu_threads and beam_size must be at least 1")
+        self.device = check_device(device)
         self.model_dir = Path(model_dir)
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
@@ -281,7 +285,7 @@ class WhisperEngine(STTEngine):
                 started = time.perf_counter()
                 self._model = WhisperModel(
                     str(self.model_dir),
-                    device="cpu",
+                    device=self.device,
                     compute_type=self.compute_type,
                     cpu_threads=self.cpu_threads,
                     num_workers=self.workers,
@@ -421,3 +425,27 @@ def is_hallucination(segment: Any) -> bool:
     if float(segment.compression_ratio) > MAX_COMPRESSION_RATIO:
         return True
     return float(segment.no_speech_prob) > NO_SPEECH_PROB and float(segment.avg_logprob) < NO_SPEECH_LOGPROB
+
+
+def check_device(device: str) -> str:
+    """Validate the Whisper device up front, so a server without a GPU says so at start-up.
+
+    Raises `STTError` for an unknown device, or for "cuda" where CTranslate2 sees no CUDA device.
+    """
+    device = device.strip().lower() or "cpu"
+    if device == "cpu":
+        return device
+    if device != "cuda":
+        raise STTError(f"unknown Whisper device {device!r}: use 'cpu' or 'cuda'")
+    import ctranslate2
+
+    try:
+        count = ctranslate2.get_cuda_device_count()
+    except Exception:  # a CTranslate2 build without CUDA support
+        count = 0
+    if count < 1:
+        raise STTError(
+            "Whisper device 'cuda' was asked for, but no CUDA device is visible to CTranslate2 "
+            "(no NVIDIA GPU/driver, or CUDA libraries missing); unset CALLPILOT_WHISPER_DEVICE to run on the CPU"
+        )
+    return device
