@@ -161,8 +161,13 @@ async def stream_file(address: str, wav: Path) -> tuple[dict[int, list[str]], li
     return texts, latencies
 
 
+SERVER_ENV: dict[str, str] = {}
+"""Extra CALLPILOT_* settings for every server (--server-env), e.g. workers and threads."""
+
+
 def start_server(work: Path, name: str, interim_ms: int = 700) -> ServerProcess:
     env = {
+        **SERVER_ENV,
         "CALLPILOT_STT": "whisper",
         "CALLPILOT_DATA_DIR": str(work / name),
         "CALLPILOT_LOG_LEVEL": "WARNING",
@@ -248,7 +253,16 @@ async def main() -> None:
     parser.add_argument("--no-accuracy", action="store_true", help="skip the per-recording WER table")
     parser.add_argument("--no-load", action="store_true", help="skip the concurrent-call latency tables")
     parser.add_argument("--no-profile", action="store_true", help="skip the encoder/decoder profile")
+    parser.add_argument(
+        "--server-env",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra server settings, e.g. CALLPILOT_WHISPER_WORKERS=2 CALLPILOT_WHISPER_THREADS=1",
+    )
+    parser.add_argument("--interims", choices=["both", "on", "off"], default="both")
     args = parser.parse_args()
+    SERVER_ENV.update(item.split("=", 1) for item in args.server_env)
     if not available():
         sys.exit(f"no real recordings: {INSTALL_HINT}")
     recordings = all_recordings()
@@ -260,7 +274,7 @@ async def main() -> None:
         if not args.no_profile:
             await asyncio.to_thread(profile, recordings, work / "models")
         if not args.no_load:
-            for interims in (True, False):
+            for interims in {"both": (True, False), "on": (True,), "off": (False,)}[args.interims]:
                 await load(recordings, work, args.calls, interims)
 
 
