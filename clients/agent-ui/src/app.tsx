@@ -2,6 +2,8 @@ import { useEffect, useState } from "preact/hooks";
 import { CallList } from "./components/CallList";
 import { SignIn } from "./components/SignIn";
 import { CallView } from "./components/CallView";
+import { FloorPage } from "./components/FloorPage";
+import { InsightsPage } from "./components/InsightsPage";
 import { NotFound } from "./components/NotFound";
 import { RecordView } from "./components/Records";
 import { linkHandler, useRoute } from "./router";
@@ -34,6 +36,12 @@ export function App() {
           <a href="/" onClick={linkHandler("/")}>
             Calls
           </a>
+          <a href="/floor" onClick={linkHandler("/floor")}>
+            Floor
+          </a>
+          <a href="/insights" onClick={linkHandler("/insights")}>
+            Insights
+          </a>
           <a href="/answer" title="Answer a waiting call with your microphone (WebRTC)">
             Answer a call
           </a>
@@ -56,6 +64,8 @@ function Routes({ route }: { route: ReturnType<typeof useRoute> }) {
   return (
     <>
         {route.name === "calls" && <CallList />}
+        {route.name === "floor" && <FloorPage />}
+        {route.name === "insights" && <InsightsPage />}
         {route.name === "call" && <CallView key={route.callId} callId={route.callId} />}
         {route.name === "record" && (
           <div class="record-page panel">

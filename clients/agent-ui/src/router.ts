@@ -4,6 +4,8 @@ import { useEffect, useState } from "preact/hooks";
 
 export type Route =
   | { name: "calls" }
+  | { name: "floor" }
+  | { name: "insights" }
   | { name: "call"; callId: string }
   | { name: "record"; kind: RecordKind; id: string }
   | { name: "notFound"; path: string };
@@ -16,6 +18,9 @@ export function parseRoute(path: string): Route {
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts.length === 0 || (parts.length === 1 && parts[0] === "calls")) {
     return { name: "calls" };
+  }
+  if (parts.length === 1 && (parts[0] === "floor" || parts[0] === "insights")) {
+    return { name: parts[0] };
   }
   if (parts.length === 2 && parts[0] === "calls" && parts[1] !== undefined) {
     return { name: "call", callId: parts[1] };

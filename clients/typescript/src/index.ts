@@ -30,4 +30,7 @@ export * from "./gen/callpilot/v1/directory_pb.js";
 export * from "./gen/callpilot/v1/events_pb.js";
 export * from "./gen/callpilot/v1/assist_service_pb.js";
 export * from "./gen/callpilot/v1/directory_service_pb.js";
+export { SupervisorClient, type SupervisorClientOptions } from "./supervisor.js";
+export * from "./gen/callpilot/v1/floor_service_pb.js";
+export * from "./gen/callpilot/v1/insights_service_pb.js";
 export * from "./gen/callpilot/v1/webhook_service_pb.js";

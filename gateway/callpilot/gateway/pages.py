@@ -19,6 +19,8 @@ APP_ROUTES = (
     "/",
     "/calls",
     "/calls/{id}",
+    "/floor",
+    "/insights",
     "/orders/{id}",
     "/policies/{id}",
     "/articles/{id}",

@@ -8,6 +8,10 @@ consumer re-reads durable events from the store from the last sequence it
 delivered (durable events are persisted before they are published, so the
 store always has them). Durable events are therefore never lost, only
 re-fetched.
+
+`subscribe_all` is the tenant-wide view (the supervisor's floor): it gets
+the durable events of every call, never ephemeral ones, with the same
+bounded queue; on lag its consumer re-reads a snapshot from the store.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import AsyncIterator
 from callpilot.v1 import events_pb2
 
 DEFAULT_QUEUE_SIZE = 512
+ALL_CALLS = "*"
 # Calls whose events ended recently: a subscriber arriving after the end
 # (a watcher re-subscribing after a lag) ends at once instead of waiting on
 # a call that will publish nothing more. Bounded, oldest forgotten first.
@@ -38,7 +43,10 @@ class BusUnavailable(Exception):
 
 
 class Subscription:
-    """A bounded queue of one call's live events for one consumer."""
+    """A bounded queue of one call's live events for one consumer.
+
+    `call_id` is ALL_CALLS for a `subscribe_all` subscription.
+    """
 
     def __init__(self, bus: InProcessBus, call_id: str, maxsize: int) -> None:
         self._bus = bus
@@ -113,6 +121,7 @@ class InProcessBus:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._queue_size = queue_size
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self._all: set[Subscription] = set()
 
     def subscribe(self, call_id: str, queue_size: int | None = None) -> Subscription:
         """A subscription to the call's live events; already ended if the call's events ended."""
@@ -123,11 +132,20 @@ class InProcessBus:
         self._subs[call_id].add(sub)
         return sub
 
+    def subscribe_all(self, queue_size: int | None = None) -> Subscription:
+        """Durable events of every call, until closed (a call's end does not end it)."""
+        sub = Subscription(self, ALL_CALLS, queue_size or self._queue_size)
+        self._all.add(sub)
+        return sub
+
     def open(self, call_id: str) -> None:
         """A session (re-)attached to the call: its events flow again."""
         self._finished.pop(call_id, None)
 
     def _unsubscribe(self, sub: Subscription) -> None:
+        if sub.call_id == ALL_CALLS:
+            self._all.discard(sub)
+            return
         subs = self._subs.get(sub.call_id)
         if subs is not None:
             subs.discard(sub)
@@ -137,6 +155,9 @@ class InProcessBus:
     def publish(self, event: events_pb2.CallEvent) -> None:
         for sub in list(self._subs.get(event.call_id, ())):
             sub._offer(event)
+        if event.durable:
+            for sub in list(self._all):
+                sub._offer(event)
 
     def finish(self, call_id: str) -> None:
         """The call ended: every subscriber's iteration ends after what it has queued."""

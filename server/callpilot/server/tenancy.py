@@ -16,12 +16,15 @@ Isolation is structural: a servicer reaches data only through
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from callpilot.server.alerts import AlertRules
 from callpilot.server.assist.tools import ToolBox
 from callpilot.server.auth.principal import current_principal
 from callpilot.server.bus import InProcessBus
+from callpilot.server.cluster.link import ClusterLink
 from callpilot.server.config import Settings
 from callpilot.server.manager import SessionManager
 from callpilot.server.providers import build_assistant
@@ -80,9 +83,11 @@ def tenant_factory(
     stt: STTEngine,
     *,
     make_bus: Callable[[str], InProcessBus] | None = None,
+    cluster_for: Callable[[str], ClusterLink] | None = None,
 ) -> Callable[[str], TenantScope]:
     """Builds a tenant's scope on the server's shared pool, STT engine and settings."""
     bus_for = make_bus or (lambda _tenant: InProcessBus())
+    alert_rules = AlertRules.from_env(os.environ)
 
     def build(tenant_id: str) -> TenantScope:
         store = base if tenant_id == base.tenant_id else base.for_tenant(tenant_id)
@@ -90,10 +95,17 @@ def tenant_factory(
         assistant = build_assistant(settings, store, toolbox)
         bus = bus_for(tenant_id)
         deps = SessionDeps(
-            store=store, bus=bus, stt=stt, assistant=assistant, directory=store, toolbox=toolbox
+            store=store,
+            bus=bus,
+            stt=stt,
+            assistant=assistant,
+            directory=store,
+            toolbox=toolbox,
+            alert_rules=alert_rules,
         )
         limit = settings.max_calls_per_tenant or settings.max_calls
-        manager = SessionManager(deps, tenant_id=tenant_id, max_calls=limit)
+        cluster = cluster_for(tenant_id) if cluster_for is not None else None
+        manager = SessionManager(deps, tenant_id=tenant_id, max_calls=limit, cluster=cluster)
         log.info("tenant %s: first request on this instance", tenant_id)
         return TenantScope(tenant_id, store, bus, manager)
 

@@ -285,6 +285,42 @@ NOTICE_LEVEL_ERROR: NoticeLevel.ValueType  # 3
 """Something failed."""
 Global___NoticeLevel: _TypeAlias = NoticeLevel  # noqa: Y015
 
+class _AlertKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_KIND_UNSPECIFIED: _AlertKind.ValueType  # 0
+    """Not set."""
+    ALERT_KIND_SENTIMENT_FALLING: _AlertKind.ValueType  # 1
+    """The customer's sentiment fell over consecutive turns."""
+    ALERT_KIND_CUSTOMER_PHRASE: _AlertKind.ValueType  # 2
+    """The customer said a phrase the tenant watches for, e.g. "speak to a manager"."""
+    ALERT_KIND_REQUIRED_PHRASE_MISSING: _AlertKind.ValueType  # 3
+    """The agent did not say a required phrase (e.g. the recording disclosure) in time."""
+    ALERT_KIND_LONG_SILENCE: _AlertKind.ValueType  # 4
+    """Nobody spoke for longer than the tenant allows."""
+    ALERT_KIND_TOOL_CONFIRMATION_PENDING: _AlertKind.ValueType  # 5
+    """A proposed write tool waited for the agent's confirmation too long."""
+
+class AlertKind(_AlertKind, metaclass=_AlertKindEnumTypeWrapper):
+    """What an alert is about."""
+
+ALERT_KIND_UNSPECIFIED: AlertKind.ValueType  # 0
+"""Not set."""
+ALERT_KIND_SENTIMENT_FALLING: AlertKind.ValueType  # 1
+"""The customer's sentiment fell over consecutive turns."""
+ALERT_KIND_CUSTOMER_PHRASE: AlertKind.ValueType  # 2
+"""The customer said a phrase the tenant watches for, e.g. "speak to a manager"."""
+ALERT_KIND_REQUIRED_PHRASE_MISSING: AlertKind.ValueType  # 3
+"""The agent did not say a required phrase (e.g. the recording disclosure) in time."""
+ALERT_KIND_LONG_SILENCE: AlertKind.ValueType  # 4
+"""Nobody spoke for longer than the tenant allows."""
+ALERT_KIND_TOOL_CONFIRMATION_PENDING: AlertKind.ValueType  # 5
+"""A proposed write tool waited for the agent's confirmation too long."""
+Global___AlertKind: _TypeAlias = AlertKind  # noqa: Y015
+
 @_typing.final
 class CallEvent(_message.Message):
     """One thing that happened in a call. Durable events of a call are numbered
@@ -309,6 +345,7 @@ class CallEvent(_message.Message):
     SUGGESTION_COMPLETED_FIELD_NUMBER: _builtins.int
     NOTICE_FIELD_NUMBER: _builtins.int
     CALL_ENDED_FIELD_NUMBER: _builtins.int
+    ALERT_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """The call this event belongs to."""
     sequence: _builtins.int
@@ -365,6 +402,10 @@ class CallEvent(_message.Message):
     def call_ended(self) -> Global___CallEnded:
         """The call ended."""
 
+    @_builtins.property
+    def alert(self) -> Global___Alert:
+        """A supervisor alert fired (durable, so it stays in the call's log)."""
+
     def __init__(
         self,
         *,
@@ -382,12 +423,13 @@ class CallEvent(_message.Message):
         suggestion_completed: Global___SuggestionCompleted | None = ...,
         notice: Global___Notice | None = ...,
         call_ended: Global___CallEnded | None = ...,
+        alert: Global___Alert | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["call_ended", b"call_ended", "call_started", b"call_started", "context", b"context", "notice", b"notice", "payload", b"payload", "speech_activity", b"speech_activity", "suggestion_completed", b"suggestion_completed", "suggestion_delta", b"suggestion_delta", "time", b"time", "timings", b"timings", "tool_call", b"tool_call", "transcript", b"transcript"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "call_ended", b"call_ended", "call_started", b"call_started", "context", b"context", "notice", b"notice", "payload", b"payload", "speech_activity", b"speech_activity", "suggestion_completed", b"suggestion_completed", "suggestion_delta", b"suggestion_delta", "time", b"time", "timings", b"timings", "tool_call", b"tool_call", "transcript", b"transcript"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_ended", b"call_ended", "call_id", b"call_id", "call_started", b"call_started", "context", b"context", "durable", b"durable", "notice", b"notice", "payload", b"payload", "sequence", b"sequence", "speech_activity", b"speech_activity", "suggestion_completed", b"suggestion_completed", "suggestion_delta", b"suggestion_delta", "time", b"time", "timings", b"timings", "tool_call", b"tool_call", "transcript", b"transcript"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "call_ended", b"call_ended", "call_id", b"call_id", "call_started", b"call_started", "context", b"context", "durable", b"durable", "notice", b"notice", "payload", b"payload", "sequence", b"sequence", "speech_activity", b"speech_activity", "suggestion_completed", b"suggestion_completed", "suggestion_delta", b"suggestion_delta", "time", b"time", "timings", b"timings", "tool_call", b"tool_call", "transcript", b"transcript"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["call_started", "transcript", "speech_activity", "context", "tool_call", "suggestion_delta", "suggestion_completed", "notice", "call_ended"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["call_started", "transcript", "speech_activity", "context", "tool_call", "suggestion_delta", "suggestion_completed", "notice", "call_ended", "alert"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -989,3 +1031,51 @@ class CallEnded(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CallEnded: _TypeAlias = CallEnded  # noqa: Y015
+
+@_typing.final
+class Alert(_message.Message):
+    """Something a supervisor should look at, computed on the server from the
+    call's transcript, context and tool events.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    PHRASE_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_ID_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    """Unique id of the alert within the call; one rule fires at most once per
+    trigger (e.g. once per phrase, once per silence).
+    """
+    kind: Global___AlertKind.ValueType
+    """What the alert is about."""
+    reason: _builtins.str
+    """Why it fired, in words a supervisor can act on."""
+    segment_id: _builtins.str
+    """The transcript segment that triggered it; empty when no segment did
+    (a silence, a missing phrase, a waiting tool).
+    """
+    phrase: _builtins.str
+    """For phrase alerts: the configured phrase that matched or was missing."""
+    tool_call_id: _builtins.str
+    """For pending-tool alerts: the proposed tool call's id."""
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        kind: Global___AlertKind.ValueType = ...,
+        reason: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+        phrase: _builtins.str = ...,
+        tool_call_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "kind", b"kind", "phrase", b"phrase", "reason", b"reason", "segment_id", b"segment_id", "tool_call_id", b"tool_call_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Alert: _TypeAlias = Alert  # noqa: Y015

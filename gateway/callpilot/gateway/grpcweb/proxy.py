@@ -59,6 +59,7 @@ from callpilot.gateway.grpcweb.wire import (
     valid_metadata_key,
 )
 from callpilot.gateway.keys import CLIENT, SETTINGS
+from callpilot.v1 import floor_service_pb2, insights_service_pb2  # noqa: F401 - services the client does not wrap
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 from multidict import CIMultiDict

@@ -282,22 +282,10 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
             )
         if has_decision:
             validate_decision(request.tool_decision)
-            live = self._manager.sessions.get(request.call_id)
-            if live is None:
-                if await self._store.get_call(request.call_id) is None:
-                    raise call_not_found(request.call_id)
-                raise FailedPrecondition(
-                    f"call {request.call_id!r} is not live; proposals still waiting were cancelled when it ended",
-                    reason="CALL_NOT_LIVE",
-                    metadata={"call_id": request.call_id},
-                )
-            return pb.SubmitFeedbackResponse(tool_call=await live.decide_tool(request.tool_decision))
+            tool_call = await self._manager.decide_tool(request.call_id, request.tool_decision)
+            return pb.SubmitFeedbackResponse(tool_call=tool_call)
         validate_feedback(request.feedback, "feedback")
-        session = self._manager.sessions.get(request.call_id)
-        if session is not None:
-            suggestion = await session.record_feedback(request.feedback)
-        else:
-            suggestion = await self._store.record_feedback(request.call_id, request.feedback)
+        suggestion = await self._manager.submit_feedback(request.call_id, request.feedback)
         return pb.SubmitFeedbackResponse(suggestion=suggestion)
 
 

@@ -58,6 +58,8 @@ class Principal:
 _ASSIST = "/callpilot.v1.AssistService/"
 _DIRECTORY = "/callpilot.v1.DirectoryService/"
 _WEBHOOK = "/callpilot.v1.WebhookService/"
+_FLOOR = "/callpilot.v1.FloorService/"
+_INSIGHTS = "/callpilot.v1.InsightsService/"
 
 METHOD_ROLES: dict[str, frozenset[Role]] = {
     _ASSIST + "StreamCall": frozenset({Role.INTEGRATOR}),
@@ -77,6 +79,9 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     _WEBHOOK + "UpdateWebhookEndpoint": frozenset({Role.INTEGRATOR}),
     _WEBHOOK + "DeleteWebhookEndpoint": frozenset({Role.INTEGRATOR}),
     _WEBHOOK + "ListWebhookDeliveries": frozenset({Role.INTEGRATOR}),
+    # The supervisor's floor and analytics (a dedicated supervisor role is proposed in docs/supervisor.md).
+    _FLOOR + "WatchFloor": frozenset({Role.AGENT}),
+    _INSIGHTS + "GetInsights": frozenset({Role.AGENT}),
 }
 """Roles besides ``admin`` allowed to call each method (full gRPC method names)."""
 

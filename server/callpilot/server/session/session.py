@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from callpilot.server import metrics
+from callpilot.server.alerts import AlertRules
+from callpilot.server.alerts.stage import AlertStage
 from callpilot.server.assist.base import Assistant, Turn
 from callpilot.server.assist.tools import ToolBox
 from callpilot.server.audio import AudioDecoder
@@ -37,6 +39,7 @@ from callpilot.server.session.transcripts import (
 )
 from callpilot.server.store.protocols import CallLog
 from callpilot.server.stt.base import SpeechEvent, SpeechEventKind, STTEngine, STTError, STTStream
+from callpilot.server.stt.hints import MAX_ORDER_NUMBERS, SpeechContext, speech_context
 from callpilot.v1 import assist_service_pb2, call_pb2, common_pb2, events_pb2
 
 log = logging.getLogger("callpilot.session")
@@ -57,6 +60,8 @@ class SessionDeps:
     directory: Directory
     # Runs write tools once the agent confirms them.
     toolbox: ToolBox | None = None
+    # The tenant's supervisor alert rules; None: no alerts.
+    alert_rules: AlertRules | None = None
 
 
 class CallSession:
@@ -90,11 +95,24 @@ class CallSession:
         if config.HasField("audio") and config.audio.encoding != common_pb2.AUDIO_ENCODING_UNSPECIFIED:
             self._decoder = AudioDecoder(config.audio)
         self._streams: dict[Role, STTStream] = {}
+        self._speech_context: SpeechContext | None = None
         self._stt_tasks: list[asyncio.Task[None]] = []
         self._end_task: asyncio.Task[None] | None = None
         self._ending = False
         self.ended = asyncio.Event()
+        self._alerts: AlertStage | None = None
+        if deps.alert_rules is not None:
+            self._alerts = AlertStage(
+                deps.alert_rules, lambda alert: self.events.emit(durable=True, alert=alert)
+            )
+            self.events.after_durable = self._raise_alerts
         metrics.ACTIVE_CALLS.inc()
+
+    async def _raise_alerts(self, event: events_pb2.CallEvent) -> None:
+        """Emit the alerts a durable event fires, right after it (alert events fire none)."""
+        if self._alerts is not None:
+            for alert in self._alerts.observe(event):
+                await self.events.emit(durable=True, alert=alert)
 
     async def notice(self, level: events_pb2.NoticeLevel.ValueType, code: str, text: str) -> None:
         await self.events.emit(durable=True, notice=events_pb2.Notice(level=level, code=code, text=text))
@@ -124,6 +142,10 @@ class CallSession:
             hints = list(self.call.config.phrase_hints)
             for role in self._decoder.roles:
                 stream = self._deps.stt.stream(language=language, phrase_hints=hints)
+                if self._speech_context is not None:
+                    stream.update_context(
+                        names=self._speech_context.names, numbers=self._speech_context.numbers
+                    )
                 self._streams[role] = stream
                 self._stt_tasks.append(asyncio.create_task(self._consume_stt(role, stream)))
 
@@ -232,6 +254,14 @@ class CallSession:
         if update.HasField("customer") and update.customer.customer_id != self.call.customer_id:
             # The store records the customer with the context event itself.
             self.call.customer_id = update.customer.customer_id
+            # The identified customer's name and order numbers become the
+            # recogniser's hotwords for the rest of the call (never card data).
+            orders = list(update.orders) or await self._deps.directory.customer_orders(
+                update.customer.customer_id, limit=MAX_ORDER_NUMBERS
+            )
+            self._speech_context = speech_context(update.customer, orders)
+            for stream in self._streams.values():
+                stream.update_context(names=self._speech_context.names, numbers=self._speech_context.numbers)
 
     # -------------------------------------------------------------------- end
 
@@ -271,6 +301,8 @@ class CallSession:
             self._log.exception("flushing the call failed; ending it anyway")
         recorded = False
         try:
+            if self._alerts is not None:
+                await self._alerts.close()  # no alert may follow call_ended
             if self.events.last_sequence == 0:
                 # Ended before it started (its opener went away, or EndCall on
                 # a created call): the log still opens with call_started.

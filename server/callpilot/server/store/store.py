@@ -16,6 +16,7 @@ top of base.StoreBase (tenant, pool, read/write turns):
 - calls.CallRecords and events.EventLog: the `CallLog` protocol
 - feedback.Feedback: suggestion feedback history
 - loading.DataLoading: `import_data` and demo seeding
+- floor.FloorQueries and insights.InsightsQueries: the supervisor's floor and analytics
 
 Mixins rather than a facade delegating to per-concern objects: every method
 is a thin query over the same tenant and connection plumbing, so delegation
@@ -44,7 +45,9 @@ from callpilot.server.store.engine import (
 )
 from callpilot.server.store.events import EventLog
 from callpilot.server.store.feedback import Feedback
+from callpilot.server.store.floor import FloorQueries
 from callpilot.server.store.importer import DataImportError, ImportReport
+from callpilot.server.store.insights import InsightsQueries
 from callpilot.server.store.loading import DataLoading, load_demo_document
 from callpilot.server.store.migrate import upgrade_to_head
 from callpilot.v1 import directory_pb2
@@ -54,7 +57,7 @@ if TYPE_CHECKING:
     from callpilot.server.store.protocols import CallLog
 
 
-class Store(DirectoryQueries, CallRecords, EventLog, Feedback, DataLoading):
+class Store(DirectoryQueries, CallRecords, EventLog, Feedback, DataLoading, FloorQueries, InsightsQueries):
     """Persistence for one tenant; create it with `await Store.open(url)`."""
 
     @classmethod
