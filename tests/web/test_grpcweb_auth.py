@@ -7,6 +7,7 @@ the gateway app in this process. The gateway's environment holds an admin key
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from aiohttp import web
 from callpilot.gateway.app import create_app
 from callpilot.gateway.config import GatewaySettings
 from callpilot.gateway.grpcweb.wire import decode_binary_header
-from callpilot.v1 import assist_service_pb2
+from callpilot.v1 import assist_service_pb2, insights_service_pb2
 from google.rpc import error_details_pb2, status_pb2
 from web.auth_support import AuthServer
 from web.auth_support import auth_server as start_auth_server
@@ -88,6 +89,20 @@ async def test_the_browsers_key_is_forwarded_and_rejections_pass_through(
     watch = assist_service_pb2.WatchCallRequest(call_id="call-nope").SerializeToString()
     missing = await call(proxy, f"{ASSIST}/WatchCall", watch, headers=bearer)
     assert missing.status == 5
+
+
+async def test_floor_and_insights_pass_with_the_agents_key(proxy: Proxy, authed: AuthServer) -> None:
+    bearer = {"Authorization": f"Bearer {authed.agent}"}
+    request = insights_service_pb2.GetInsightsRequest()
+    now = int(time.time())
+    request.start_time.FromSeconds(now - 86_400)
+    request.end_time.FromSeconds(now + 60)
+    insights = await call(
+        proxy, "/callpilot.v1.InsightsService/GetInsights", request.SerializeToString(), headers=bearer
+    )
+    assert insights.status == 0, insights.trailers
+    refused = await call(proxy, "/callpilot.v1.InsightsService/GetInsights", request.SerializeToString())
+    assert (refused.status, _reason(refused)) == (16, "MISSING_CREDENTIALS")
 
 
 async def test_cors_lets_an_allowed_origin_send_authorization(proxy: Proxy) -> None:
