@@ -187,6 +187,24 @@ async def test_browser_call_slots_are_limited_per_client_and_per_tenant(  # type
     assert "tenant" in body["error"]["message"]
 
 
+async def test_behind_a_proxy_the_client_is_the_last_forwarded_address(  # type: ignore[no-untyped-def]
+    auth_server: AuthServer, make_gateway
+) -> None:
+    gw: Gateway = await make_gateway(browser_calls_per_client=1, trust_forwarded_for=True)
+
+    async def start(forwarded: str) -> int:
+        token = (await _mint(auth_server))[1]
+        status, _, _ = await _post(
+            gw, "/api/calls/start", {"join_token": token}, **{"X-Forwarded-For": forwarded}
+        )
+        return status
+
+    assert await start("203.0.113.1") == 200
+    assert await start("203.0.113.2") == 200  # another browser behind the same proxy
+    # The first entries are the client's own claims; the proxy's (last) entry decides.
+    assert await start("198.51.100.9, 203.0.113.1") == 429
+
+
 async def test_origins_come_from_settings_never_from_the_host_header(make_gateway) -> None:  # type: ignore[no-untyped-def]
     gw: Gateway = await make_gateway()
     rebinding = {"Origin": "http://evil.example", "Host": "evil.example"}

@@ -139,10 +139,20 @@ class GatewaySettings(BaseSettings):
         json_schema_extra=_doc(default="off on loopback, otherwise on"),
     )
     browser_calls_per_client: int = Field(
-        4, description="browser calls (waiting or live) one client address may hold at a time; more get 429"
+        4,
+        description="with auth on: browser calls (waiting or live) one client address may hold at a time; "
+        "more get 429",
     )
     browser_calls_per_tenant: int = Field(
-        100, description="browser calls (waiting or live) one tenant may hold on this gateway; more get 429"
+        100,
+        description="with auth on: browser calls (waiting or live) one tenant may hold on this gateway; "
+        "more get 429",
+    )
+    trust_forwarded_for: bool = Field(
+        False,
+        description="take a browser's address from the last `X-Forwarded-For` entry (set it only behind a "
+        "reverse proxy that adds one; otherwise every client looks like the proxy)",
+        json_schema_extra=_doc(default="`false`"),
     )
     twilio_auth_token: str = Field(
         "",

@@ -92,11 +92,12 @@ class CallRegistry:
         credential, so the server checks and consumes it. Without one (auth off
         only) the gateway creates the call itself.
 
-        Limits (429 TOO_MANY_CALLS with Retry-After): CALLPILOT_BROWSER_CALLS_PER_CLIENT
-        calls per client address, checked before anything is done, and
-        CALLPILOT_BROWSER_CALLS_PER_TENANT per tenant, checked once the server
-        has named the call's tenant (an over-limit call is ended at once; its
-        token is spent).
+        Limits, with auth on (429 TOO_MANY_CALLS with Retry-After):
+        CALLPILOT_BROWSER_CALLS_PER_CLIENT calls per client address, checked
+        before anything is done, and CALLPILOT_BROWSER_CALLS_PER_TENANT per
+        tenant, checked once the server has named the call's tenant (an
+        over-limit call is ended at once; its token is spent). With auth off (a
+        loopback development gateway, tests, benchmarks) only MAX_CALLS applies.
         """
         if not self.accepting:
             raise ApiError(503, "SHUTTING_DOWN", "the gateway is shutting down; try again in a moment")
@@ -111,11 +112,12 @@ class CallRegistry:
                 "a browser call needs a join token: open the call link you were given "
                 "(an integrator gets one from CreateCall)",
             )
+        limited = self._settings.auth_enabled
         per_client = self._settings.browser_calls_per_client
         held = self._starting[client_addr] + sum(
             1 for c in self.calls.values() if c.client_addr == client_addr
         )
-        if held >= per_client:
+        if limited and held >= per_client:
             raise _too_many(f"this client already has {per_client} browser calls open")
         self._starting[client_addr] += 1
         try:
@@ -126,7 +128,7 @@ class CallRegistry:
             if not self._starting[client_addr]:
                 del self._starting[client_addr]
         per_tenant = self._settings.browser_calls_per_tenant
-        if sum(1 for c in self.calls.values() if c.tenant_id == call.tenant_id) >= per_tenant:
+        if limited and sum(1 for c in self.calls.values() if c.tenant_id == call.tenant_id) >= per_tenant:
             await call.end("tenant-limit")
             raise _too_many(f"this tenant already has {per_tenant} browser calls open on this gateway")
         self.calls[call.call_id] = call

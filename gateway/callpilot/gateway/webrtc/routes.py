@@ -141,12 +141,23 @@ async def start_call(request: web.Request, cors: dict[str, str]) -> web.Response
     hint = parse_start(body)
     join_token, call_id = parse_join(body)
     call = await _registry(request).start(
-        hint, join_token=join_token, call_id=call_id, client_addr=request.remote or ""
+        hint, join_token=join_token, call_id=call_id, client_addr=_client_address(request)
     )
     return web.json_response(
         {"call_id": call.call_id, "customer_id": call.customer_id, "customer_token": call.customer_token},
         headers=cors,
     )
+
+
+def _client_address(request: web.Request) -> str:
+    """The browser's address, for the per-client limit: the connection's peer, or with
+    CALLPILOT_TRUST_FORWARDED_FOR the last X-Forwarded-For entry (the one our proxy added;
+    earlier entries are the client's own claims)."""
+    if request.app[SETTINGS].trust_forwarded_for:
+        forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+        if forwarded:
+            return forwarded[-1]
+    return request.remote or ""
 
 
 async def _check_leg(request: web.Request, call: BridgedCall, role: str) -> None:
