@@ -82,3 +82,8 @@ async def test_join_link_and_agent_sign_in(
         await customer.wait_for("window.callpilotPage.errors.length > 0", 20)
         [error] = await customer.eval("window.callpilotPage.errors")
         assert error.startswith("This call link cannot be used") and "already used" in error
+
+    # The credentials that travelled in query strings (websocket, EventSource, the link) are not logged.
+    log = (artifacts / "gateway-join-browser.log").read_text()
+    assert "access_token=%5Bredacted%5D" in log
+    assert authed.agent not in log and token not in log

@@ -11,6 +11,7 @@ import signal
 import sys
 
 from aiohttp import web
+from callpilot.gateway.accesslog import RedactingAccessLogger
 from callpilot.gateway.app import create_app
 from callpilot.gateway.config import GatewayConfigError, GatewaySettings
 
@@ -38,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: GatewaySettings) -> int:
-    runner = web.AppRunner(create_app(settings), shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    runner = web.AppRunner(
+        create_app(settings), shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log_class=RedactingAccessLogger
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     try:
