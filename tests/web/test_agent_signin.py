@@ -1,11 +1,12 @@
 """The agent app's sign-in in headless Chromium, against a gateway and an auth-on server
 (keys made by `callpilot keys create`): the sign-in screen when the server asks, a bad
-key's reason, a pasted agent key, sign-out, and a `#token=` handed over in the URL
-fragment; axe-core on the sign-in screen, screenshots into docs/screenshots/."""
+key's reason, a pasted agent key, sign-out, and a JWT handed over as `#token=` in the URL
+fragment (a valid one signs in, an expired one is asked again with the reason); axe-core on the sign-in screen, screenshots into docs/screenshots/."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +40,14 @@ def auth_gateway(authed: AuthServer, js_build: JsBuild, artifacts: Path) -> Iter
 def test_agent_app_sign_in(auth_gateway: GatewayProcess, authed: AuthServer, artifacts: Path) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     result = run_node(
-        [str(JS_DIR / "agent_signin.mjs"), auth_gateway.url, authed.agent, str(SCREENSHOTS)],
+        [
+            str(JS_DIR / "agent_signin.mjs"),
+            auth_gateway.url,
+            authed.agent,
+            str(SCREENSHOTS),
+            authed.jwt(),
+            authed.jwt(exp=int(time.time()) - 60),
+        ],
         timeout=180,
         log_path=artifacts / "agent-signin.log",
     )
@@ -62,5 +70,8 @@ def test_agent_app_sign_in(auth_gateway: GatewayProcess, authed: AuthServer, art
     assert steps["signedOut"] == {"reason": "SIGNED_OUT", "stored": None}
     fragment = steps["fragment"]
     assert fragment["signIn"] == 0 and fragment["stored"] and fragment["hash"] == ""
-    assert "cp_" not in fragment["href"]
+    assert "token" not in fragment["href"]
+    expired = steps["expired"]
+    assert expired["reason"] == "TOKEN_EXPIRED" and "expired" in expired["text"]
+    assert expired["hash"] == "" and expired["stored"] is None
     assert authed.agent not in " ".join(seen["errors"])

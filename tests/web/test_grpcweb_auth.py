@@ -91,6 +91,14 @@ async def test_the_browsers_key_is_forwarded_and_rejections_pass_through(
     assert missing.status == 5
 
 
+async def test_a_jwt_works_like_a_key(proxy: Proxy, authed: AuthServer) -> None:
+    ok = await call(proxy, f"{ASSIST}/ListCalls", LIST, headers={"Authorization": f"Bearer {authed.jwt()}"})
+    assert ok.status == 0, ok.trailers
+    expired = authed.jwt(exp=int(time.time()) - 60)
+    refused = await call(proxy, f"{ASSIST}/ListCalls", LIST, headers={"Authorization": f"Bearer {expired}"})
+    assert (refused.status, _reason(refused)) == (16, "TOKEN_EXPIRED")
+
+
 async def test_floor_and_insights_pass_with_the_agents_key(proxy: Proxy, authed: AuthServer) -> None:
     bearer = {"Authorization": f"Bearer {authed.agent}"}
     request = insights_service_pb2.GetInsightsRequest()

@@ -3,7 +3,7 @@
 // (the server's reason is shown), a pasted agent key, sign-out, and a token
 // handed over by an embedding CRM in the URL fragment.
 //
-//   node agent_signin.mjs GATEWAY_URL AGENT_KEY SCREENSHOTS_DIR
+//   node agent_signin.mjs GATEWAY_URL AGENT_KEY SCREENSHOTS_DIR AGENT_JWT EXPIRED_JWT
 //
 // Prints one JSON line with what it saw.
 import { join } from "node:path";
@@ -11,7 +11,7 @@ import { axeSerious } from "./axe.mjs";
 import { deadline, launch, watchErrors } from "./browser.mjs";
 
 deadline(150_000, "agent_signin");
-const [gateway, agentKey, shots] = process.argv.slice(2);
+const [gateway, agentKey, shots, agentJwt, expiredJwt] = process.argv.slice(2);
 const SIZES = { desk: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
 const out = { axe: {}, overflow: {}, steps: {}, errors: [] };
 
@@ -68,16 +68,28 @@ try {
   await page.locator("[data-sign-in]").waitFor();
   out.steps.signedOut = { reason: await signInReason(page), stored: await stored(page) };
 
-  // An embedding CRM hands a token over in the fragment: used, then taken out of the address bar.
+  // An embedding CRM hands its JWT over in the fragment: used, then taken out of the address bar.
   const tab = await browser.context.newPage();
   watchErrors(tab, out.errors);
-  await tab.goto(`${gateway}/#token=${encodeURIComponent(agentKey)}`);
+  await tab.goto(`${gateway}/#token=${encodeURIComponent(agentJwt)}`);
   await callsShown(tab);
   out.steps.fragment = {
     signIn: await tab.locator("[data-sign-in]").count(),
     hash: await tab.evaluate(() => window.location.hash),
     href: await tab.evaluate(() => window.location.href),
-    stored: (await stored(tab)) === agentKey,
+    stored: (await stored(tab)) === agentJwt,
+  };
+
+  // An expired JWT from the CRM: the sign-in screen says so.
+  const late = await browser.context.newPage();
+  watchErrors(late, out.errors);
+  await late.goto(`${gateway}/#token=${encodeURIComponent(expiredJwt)}`);
+  await late.locator("[data-sign-in]").waitFor({ timeout: 30_000 });
+  out.steps.expired = {
+    reason: await signInReason(late),
+    text: await late.locator("[data-sign-in]").innerText(),
+    hash: await late.evaluate(() => window.location.hash),
+    stored: await stored(late),
   };
 } finally {
   await browser.close();
