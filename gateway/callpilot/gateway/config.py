@@ -127,7 +127,7 @@ class GatewaySettings(BaseSettings):
         (),
         description="the origins (comma-separated `https://host[:port]`) the agent app and the call pages are "
         "served at, e.g. `https://desk.example.com`: the only origins, besides CALLPILOT_ALLOWED_ORIGINS and "
-        "(on a loopback listener) the loopback ones, treated as the gateway's own. The request's Host header is "
+        "the loopback ones at the gateway's own port, treated as the gateway's own. The request's Host header is "
         "never trusted for this (DNS rebinding)",
         json_schema_extra=_doc(default="none"),
     )
@@ -253,10 +253,11 @@ class GatewaySettings(BaseSettings):
 
     def own_origins(self, local_port: int | None) -> tuple[str, ...]:
         """The origins pages served by this gateway have: the configured public ones, plus, on a
-        loopback listener, its loopback addresses at `local_port` (the port the request's connection
-        actually reached, from the socket). Never derived from a request's Host header."""
+        the loopback addresses at `local_port` (the port the request's connection actually reached,
+        from the socket), which only a page this browser loaded from this machine can have (a
+        rebinding domain's pages carry their own name). Never derived from a request's Host header."""
         loopback: tuple[str, ...] = ()
-        if self.loopback and local_port:
+        if local_port:
             loopback = tuple(f"http://{h}:{local_port}" for h in ("127.0.0.1", "localhost", "[::1]"))
         return self.public_origins + loopback
 
@@ -264,7 +265,7 @@ class GatewaySettings(BaseSettings):
         """Whether a browser page at `origin` may use the gateway's APIs.
 
         Policy: exact match against CALLPILOT_PUBLIC_ORIGINS and CALLPILOT_ALLOWED_ORIGINS, plus the
-        loopback origins of a loopback listener. A DNS-rebinding page (Host and Origin both
+        loopback origins at the gateway's own port. A DNS-rebinding page (Host and Origin both
         `evil.example`) is refused because the Host header is never consulted.
         """
         origin = origin.rstrip("/")

@@ -2,7 +2,7 @@
 
 The allowed origins come from `GatewaySettings.origin_allowed`: the
 configured CALLPILOT_ALLOWED_ORIGINS and CALLPILOT_PUBLIC_ORIGINS, plus the
-loopback origins of a loopback listener (at the port the connection reached,
+loopback origins at the gateway's own port (the port the connection reached,
 read from the socket). Nothing is ever derived from the request's Host
 header: a page on a DNS-rebinding domain sends Host and Origin both
 `evil.example`, and "Origin equals Host" would let it read call data. A
