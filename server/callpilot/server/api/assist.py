@@ -154,7 +154,7 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
                             "request", "empty message: set one of audio, text_turn or control", "REQUIRED"
                         )
                     )
-            if context.cancelled():
+            if await _cancelled_soon(context):
                 # A cancelled RPC also ends the request stream: that is not a clean close.
                 session.request_end(
                     call_pb2.CALL_END_REASON_STREAM_ABORTED, "the client cancelled its stream"
@@ -287,6 +287,26 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
         validate_feedback(request.feedback, "feedback")
         suggestion = await self._manager.submit_feedback(request.call_id, request.feedback)
         return pb.SubmitFeedbackResponse(suggestion=suggestion)
+
+
+HALF_CLOSE_GRACE_S = 0.2
+
+
+async def _cancelled_soon(context: Ctx) -> bool:
+    """Whether the RPC was cancelled, allowing for grpc reporting it just after the request stream ends.
+
+    A client's cancellation (RST_STREAM) can end the request iterator a moment
+    before the RPC is marked cancelled; a clean half-close never becomes a
+    cancellation, so waiting briefly tells the two apart. The wait delays only
+    the end of a cleanly closed stream, by at most `HALF_CLOSE_GRACE_S`.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HALF_CLOSE_GRACE_S
+    while not context.cancelled():
+        if context.done() or loop.time() >= deadline:
+            return context.cancelled()
+        await asyncio.sleep(0.01)
+    return True
 
 
 def _joinable(config: call_pb2.CallConfig) -> call_pb2.CallConfig:
