@@ -246,3 +246,20 @@ async def test_jwt_from_an_identity_provider(tmp_path: Path) -> None:
                 assert await _status(refused.list_calls()) == (grpc.StatusCode.UNAUTHENTICATED, reason)
     finally:
         proc.stop()
+
+
+async def test_a_refused_stream_reports_its_status_not_internal(
+    authed: tuple[ServerProcess, dict[str, str], Path],
+) -> None:
+    """grpcio's asyncio client can turn an early refusal into INTERNAL (grpc/grpc#36066); the
+    server reads the first message before refusing, so clients see UNAUTHENTICATED every time."""
+    proc, _env, _log = authed
+    codes = set()
+    for _ in range(20):
+        async with AsyncCallpilot(proc.address, api_key="cpj_" + "A" * 43) as cp:
+            try:
+                async with cp.stream_call(None, call_pb2.CallConfig(), end_when_audio_ends=False) as call:
+                    _ = [e async for e in call]
+            except CallpilotError as err:
+                codes.add((err.code, err.reason))
+    assert codes == {(grpc.StatusCode.UNAUTHENTICATED, "INVALID_JOIN_TOKEN")}

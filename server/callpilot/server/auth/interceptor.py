@@ -16,6 +16,8 @@ for the whole call and nothing per audio message.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -32,6 +34,8 @@ from callpilot.server.auth.principal import Principal, current_principal, is_pub
 from callpilot.server.errors import CallpilotError
 
 log = logging.getLogger("callpilot.auth")
+
+REJECT_READ_S = 2.0
 
 if TYPE_CHECKING:
     Handler = grpc.RpcMethodHandler[Any, Any]
@@ -111,13 +115,29 @@ def _rejecting(handler: Handler, err: CallpilotError) -> Handler:
         await abort(context, err)
         yield  # pragma: no cover - makes this an async generator
 
+    async def after_first(requests: Any, context: Ctx) -> AsyncIterator[Any]:
+        # Read the client's first message before refusing: grpcio's asyncio client
+        # reports INTERNAL instead of our status when its first write races an
+        # early end of the RPC (grpc/grpc#36066). Bounded, so a silent client
+        # is refused all the same.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(REJECT_READ_S):
+                async for _ in requests:
+                    break
+        await abort(context, err)
+        yield  # pragma: no cover - makes this an async generator
+
+    async def unary_after_first(requests: Any, context: Ctx) -> Any:
+        async for _ in after_first(requests, context):
+            pass  # pragma: no cover - aborts before yielding
+
     if handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(
-            streaming, handler.request_deserializer, handler.response_serializer
+            after_first, handler.request_deserializer, handler.response_serializer
         )
     if handler.request_streaming:
         return grpc.stream_unary_rpc_method_handler(
-            unary, handler.request_deserializer, handler.response_serializer
+            unary_after_first, handler.request_deserializer, handler.response_serializer
         )
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(
