@@ -14,7 +14,8 @@ Then a call goes through the topology: the bootstrapped integrator key
 streams a call into server A; an agent key (created the way the compose file
 documents) watches it on server B and through the gateway's grpc-web proxy,
 and ends it on B. Authentication is really on: grpc-web without a key is
-refused.
+refused. Then server A stops, and the gateway (whose target names both
+replicas, as `dns:///server` does in compose) still answers from B.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ COMPOSE_ENV = {
 ARTIFACTS = ROOT / "artifacts"
 STEP_S = 30.0
 WATCH = "/callpilot.v1.AssistService/WatchCall"
+GET_CALL = "/callpilot.v1.AssistService/GetCall"
 GRPC_WEB = {"Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1"}
 
 
@@ -194,6 +196,21 @@ async def test_a_call_through_the_compose_topology(topology: Topology) -> None:
         status, frames = await through_gateway
         # Without a key the gateway's grpc-web request is refused by the server behind it.
         anonymous_status, _ = await _grpc_web(http, base, WATCH, request.SerializeToString(), None)
+        # One replica gone: the gateway's dns:/// (here ipv4:) target moves to the other one.
+        topology.server_a.stop()
+        get = assist_service_pb2.GetCallRequest(call_id=started.call_id).SerializeToString()
+        after_a: list[str] = []
+        async with asyncio.timeout(STEP_S):
+            while not after_a or after_a[-1] != "0":
+                if after_a:
+                    await asyncio.sleep(0.2)  # UNAVAILABLE while the channel reconnects
+                got_status, got = await _grpc_web(http, base, GET_CALL, get, topology.agent_key)
+                trailer_of_get = next((f.payload.decode() for f in got if f.is_trailer), "")
+                after_a.append(got_status or trailer_of_get.split("grpc-status:", 1)[1].split()[0].strip())
+        [got_message] = [f.payload for f in got if not f.is_trailer]
+        got_call = assist_service_pb2.GetCallResponse.FromString(got_message)
+        assert [s.text for s in got_call.transcript] == ["Hi, where is my order 78901?"]
+        assert set(after_a) <= {"0", str(grpc.StatusCode.UNAVAILABLE.value[0])}, after_a
     # B saw the call A owns, and so did the agent app's path through the gateway.
     assert watched[-1].HasField("call_ended")
     finals = [e.transcript.text for e in watched if e.HasField("transcript") and e.transcript.is_final]
