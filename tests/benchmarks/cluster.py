@@ -9,12 +9,14 @@ PostgreSQL database and a throw-away redis-server, as deployed:
               (CallEvent.time, stamped by the owner) -> received by the
               watcher in this process; only events emitted after the
               watcher joined are counted (no replay).
-  auth/RPC    `GetCall` in a loop against A (auth on) and against a third
-              server C with CALLPILOT_AUTH=off (same database and Redis):
-              client latency and server CPU per RPC.
-  auth/audio  one StreamCall of 30 s of audio (20 ms messages, sent as fast
-              as the server takes them) into A and into C: server CPU per
-              call and per message. Auth runs once per RPC, not per message.
+  auth/RPC    `GetCall` in a loop against B (auth on) and against a third
+              server C with CALLPILOT_AUTH=off (same database and Redis),
+              both fresh, runs interleaved: client latency and server CPU
+              per RPC; and the server's own Authenticator timed in process.
+  auth/audio  StreamCalls of 30 s of audio (20 ms messages, sent as fast
+              as the server takes them) into B and into C, interleaved:
+              server CPU per call and per message. Auth runs once per RPC,
+              not per message.
   Redis       INFO used_memory before, during (every call live) and after
               the calls; MEMORY USAGE of each call's stream key.
 
@@ -135,9 +137,15 @@ async def fanout(
         async with asyncio.timeout(120):
             for _ in range(watchers):
                 await ready.acquire()
-        for turn in TURNS:
-            await asyncio.gather(*(s.send_text(common_pb2.SPEAKER_ROLE_CUSTOMER, turn) for s in streams))
-            await asyncio.sleep(1.5)
+
+        # Calls are not in lock-step: each call's turns are 1.5 s apart, the calls spread over that.
+        async def talk(i: int, s) -> None:  # type: ignore[no-untyped-def]
+            await asyncio.sleep(i * 1.5 / calls)
+            for turn in TURNS:
+                await s.send_text(common_pb2.SPEAKER_ROLE_CUSTOMER, turn)
+                await asyncio.sleep(1.5)
+
+        await asyncio.gather(*(talk(i, s) for i, s in enumerate(streams)))
         memory["during"] = float((await r.info("memory"))["used_memory"])
         keys_live = [k async for k in r.scan_iter(match=f"cp:{TENANT}:*")]
         usage = [await r.memory_usage(k) or 0 for k in keys_live]
@@ -182,6 +190,36 @@ async def rpc_cost(address: str, pid: int, key: str, call_id: str, n: int) -> tu
         return lat, (proc_cpu(pid) - cpu0) / n
 
 
+async def auth_in_process(url: str, key: str, n: int) -> tuple[float, float]:
+    """(µs per cached verification, ms per uncached one) of the server's own Authenticator.
+
+    The interceptor runs `authenticate` once per RPC; a key is verified
+    against PostgreSQL once per 5 s per instance and served from memory
+    in between.
+    """
+    from callpilot.server.auth.interceptor import Authenticator
+    from callpilot.server.auth.keys import ApiKeys
+    from callpilot.server.store import Store
+
+    store = await Store.open(url, seed_demo=False, tenant_id=TENANT)
+    try:
+        metadata = [("authorization", f"Bearer {key}")]
+        auth = Authenticator(keys=ApiKeys(store))
+        await auth.authenticate(metadata)
+        t = time.perf_counter()
+        for _ in range(n):
+            await auth.authenticate(metadata)
+        hit = (time.perf_counter() - t) / n
+        misses = 100
+        t = time.perf_counter()
+        for _ in range(misses):
+            await Authenticator(keys=ApiKeys(store)).authenticate(metadata)
+        miss = (time.perf_counter() - t) / misses
+        return hit * 1e6, miss * 1e3
+    finally:
+        await store.close()
+
+
 async def audio_cost(address: str, pid: int, key: str, wav: Path) -> float:
     """Server CPU seconds of one StreamCall of `wav`, sent as fast as the server takes it."""
     async with AsyncCallpilot(address, api_key=key) as cp:
@@ -201,7 +239,7 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--rpcs", type=int, default=1000)
-    parser.add_argument("--audio-runs", type=int, default=3)
+    parser.add_argument("--audio-runs", type=int, default=5)
     args = parser.parse_args()
     url = await create_pg_database()
     redis = RedisProcess()
@@ -230,6 +268,55 @@ async def main() -> None:
                 f"# Callpilot cluster benchmark: {args.calls} calls on A, {args.watchers} watchers, "
                 f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n"
             )
+            # Auth first, on two fresh and otherwise identical servers: B (auth on) and C (auth off),
+            # their runs interleaved so that the machine's changing load falls on both alike.
+            wav = silence_wav(work / "silence.wav", 30.0)
+            messages = 30.0 / 0.02
+            on_runs: list[float] = []
+            off_runs: list[float] = []
+            for _ in range(args.audio_runs):
+                on_runs.append(await audio_cost(b.address, b.proc.pid, keys[0], wav))  # type: ignore[union-attr]
+                off_runs.append(await audio_cost(c.address, c.proc.pid, "", wav))  # type: ignore[union-attr]
+            async with AsyncCallpilot(b.address, api_key=keys[1]) as cp:
+                call_id = (await cp.list_calls(page_size=1)).calls[0].call_id
+            on_lat: list[float] = []
+            off_lat: list[float] = []
+            on_cpu: list[float] = []
+            off_cpu: list[float] = []
+            for _ in range(5):
+                lat, cpu = await rpc_cost(b.address, b.proc.pid, keys[1], call_id, args.rpcs // 5)  # type: ignore[union-attr]
+                on_lat += lat
+                on_cpu.append(cpu)
+                lat, cpu = await rpc_cost(c.address, c.proc.pid, "", call_id, args.rpcs // 5)  # type: ignore[union-attr]
+                off_lat += lat
+                off_cpu.append(cpu)
+            hit_us, miss_ms = await auth_in_process(url, keys[1], 20_000)
+            print(
+                f"| GetCall x {args.rpcs}, interleaved | p50 ms | p99 ms | server CPU per RPC |\n|---|---|---|---|"
+            )
+            for label, lat, cpus in (("auth on (B)", on_lat, on_cpu), ("auth off (C)", off_lat, off_cpu)):
+                print(
+                    f"| {label} | {pct(lat, 0.5) * 1000:.2f} | {pct(lat, 0.99) * 1000:.2f} | "
+                    f"{statistics.mean(cpus) * 1e6:.0f} µs |"
+                )
+            print("\n| the server's Authenticator, in process | per RPC |\n|---|---|")
+            print(f"| key in the 5 s cache (almost every RPC) | {hit_us:.1f} µs |")
+            print(
+                f"| key read from PostgreSQL, last use written (once per 5 s per key and instance) | "
+                f"{miss_ms:.2f} ms |"
+            )
+            on_med, off_med = statistics.median(on_runs), statistics.median(off_runs)
+            print(
+                f"\n| StreamCall, 30 s of audio ({messages:.0f} messages), median of {args.audio_runs} | "
+                "server CPU per call | per message |\n|---|---|---|"
+            )
+            print(f"| auth on (B) | {on_med * 1000:.0f} ms | {on_med / messages * 1e6:.0f} µs |")
+            print(f"| auth off (C) | {off_med * 1000:.0f} ms | {off_med / messages * 1e6:.0f} µs |")
+            print(
+                f"| difference | {(on_med - off_med) / off_med * 100:+.1f} % | runs on: "
+                f"{[round(x, 3) for x in on_runs]}, off: {[round(x, 3) for x in off_runs]} |\n"
+            )
+
             results = {}
             for label, watch_on in (("watchers on B (other instance)", b), ("watchers on A (owner)", a)):
                 results[label] = await fanout(
@@ -256,30 +343,6 @@ async def main() -> None:
                 f"| MEMORY USAGE of an ended call's stream (kept 5 min) | {memory['stream per call, ended'] / 1024:.1f} KiB |"
             )
 
-            # Auth per RPC: A (auth on) vs C (auth off), on a call both can read.
-            async with AsyncCallpilot(a.address, api_key=keys[1]) as cp:
-                call_id = (await cp.list_calls(page_size=1)).calls[0].call_id
-            on_lat, on_cpu = await rpc_cost(a.address, a.proc.pid, keys[1], call_id, args.rpcs)  # type: ignore[union-attr]
-            off_lat, off_cpu = await rpc_cost(c.address, c.proc.pid, "", call_id, args.rpcs)  # type: ignore[union-attr]
-            print(f"\n| GetCall x {args.rpcs} | p50 ms | p99 ms | server CPU per RPC |\n|---|---|---|---|")
-            for label, lat, cpu in (("auth on (A)", on_lat, on_cpu), ("auth off (C)", off_lat, off_cpu)):
-                print(
-                    f"| {label} | {pct(lat, 0.5) * 1000:.2f} | {pct(lat, 0.99) * 1000:.2f} | {cpu * 1e6:.0f} µs |"
-                )
-
-            wav = silence_wav(work / "silence.wav", 30.0)
-            messages = 30.0 / 0.02
-            on_runs = [await audio_cost(a.address, a.proc.pid, keys[0], wav) for _ in range(args.audio_runs)]  # type: ignore[union-attr]
-            off_runs = [await audio_cost(c.address, c.proc.pid, "", wav) for _ in range(args.audio_runs)]  # type: ignore[union-attr]
-            on_med, off_med = statistics.median(on_runs), statistics.median(off_runs)
-            print(
-                f"\n| StreamCall, 30 s of audio ({messages:.0f} messages), median of {args.audio_runs} | server CPU per call | per message |\n|---|---|---|"
-            )
-            print(f"| auth on (A) | {on_med * 1000:.0f} ms | {on_med / messages * 1e6:.0f} µs |")
-            print(f"| auth off (C) | {off_med * 1000:.0f} ms | {off_med / messages * 1e6:.0f} µs |")
-            print(
-                f"| difference | {(on_med - off_med) / off_med * 100:+.1f} % | runs on: {[round(x, 3) for x in on_runs]}, off: {[round(x, 3) for x in off_runs]} |"
-            )
             print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     finally:
         for p in procs:
