@@ -146,8 +146,13 @@ async def fanout(
                 await asyncio.sleep(1.5)
 
         await asyncio.gather(*(talk(i, s) for i, s in enumerate(streams)))
+
+        def ours(key: bytes) -> bool:
+            """A key of this run's calls (earlier runs' ended streams are still there)."""
+            return any(call_id in key.decode() for call_id in call_ids)
+
         memory["during"] = float((await r.info("memory"))["used_memory"])
-        keys_live = [k async for k in r.scan_iter(match=f"cp:{TENANT}:*")]
+        keys_live = [k async for k in r.scan_iter(match=f"cp:{TENANT}:*") if ours(k)]
         usage = [await r.memory_usage(k) or 0 for k in keys_live]
         streams_usage = [
             await r.memory_usage(k) or 0 for k in keys_live if (await r.type(k)) in (b"stream", "stream")
@@ -161,7 +166,7 @@ async def fanout(
             await asyncio.gather(*watch_tasks, *drains)
         for s in streams:
             await s.__aexit__(None, None, None)
-        ended = [k async for k in r.scan_iter(match=f"cp:{TENANT}:*")]
+        ended = [k async for k in r.scan_iter(match=f"cp:{TENANT}:*") if ours(k)]
         ended_streams = [
             await r.memory_usage(k) or 0 for k in ended if (await r.type(k)) in (b"stream", "stream")
         ]
