@@ -33,3 +33,4 @@ bench: setup-test
 	.venv/bin/python tests/benchmarks/providers_overhead.py
 	.venv/bin/python tests/benchmarks/webrtc_gateway.py
 	.venv/bin/python tests/benchmarks/speech_accuracy.py
+	.venv/bin/python tests/benchmarks/cluster.py
