@@ -61,6 +61,10 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    # A target that resolves to several server instances (`dns:///servers:50051`)
+    # gets each RPC, hence each call, on the next instance; a single address
+    # behaves as before.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 # Requests waiting to be sent on a live call. Audio is paced by its source and
