@@ -13,6 +13,7 @@ from callpilot.server.errors import AlreadyExists, InvalidArgument, NotFound, Vi
 from callpilot.server.store import convert, schema
 from callpilot.server.store.base import StoreBase, check_id
 from callpilot.server.store.feedback import suggestion_message
+from callpilot.server.store.group_commit import GroupCommit
 from callpilot.server.store.upsert import upsert
 from callpilot.server.webhooks import outbox as webhook_outbox
 from callpilot.v1 import assist_service_pb2, call_pb2, events_pb2
@@ -25,7 +26,11 @@ class EventLog(StoreBase):
     """Append-only, sequenced call events for one tenant, and their derived views."""
 
     async def append_event(self, event: events_pb2.CallEvent) -> None:
-        """Store one durable event and the record derived from it, atomically.
+        """Store one durable event and the record derived from it, atomically; return once committed.
+
+        The event shares its transaction with other calls' events queued at
+        the same moment (group commit, see group_commit.py); its outcome is
+        its own: an error in another event never fails this one.
 
         Either the event, its derived row (transcript segment, tool call,
         suggestion, context snapshot, call end) and the call's last_sequence
@@ -52,37 +57,53 @@ class EventLog(StoreBase):
                         Violation(f"event.tool_call.{name}", "is longer than 128 characters")
                     )
         when = convert.from_timestamp(event.time) if event.HasField("time") else convert.now_utc()
+
+        async def write(conn: AsyncConnection) -> None:
+            await self._append_in(conn, event, kind, when)
+
+        await self._group_commit().submit(write)
+
+    def _group_commit(self) -> GroupCommit:
+        """The pool's one group committer (see group_commit.py), made on first use."""
+        shared = self._shared
+        if shared.commits is None:
+            shared.commits = GroupCommit(self._write)
+        return shared.commits
+
+    async def _append_in(
+        self, conn: AsyncConnection, event: events_pb2.CallEvent, kind: str, when: datetime
+    ) -> None:
+        """The writes of one event, in the caller's transaction (which may hold other events)."""
         call_id, seq = event.call_id, event.sequence
         c = schema.calls.c
-        async with self._write() as conn:
-            # Updating the call first also locks its row (PostgreSQL), which
-            # serialises concurrent appends to one call.
-            result = await conn.execute(
-                update(schema.calls)
-                .where(c.tenant_id == self._tenant, c.call_id == call_id)
-                .values(last_sequence=case((c.last_sequence < seq, seq), else_=c.last_sequence))
-            )
-            if result.rowcount == 0:
-                raise NotFound(f'call "{call_id}" not found', metadata={"call_id": call_id})
-            try:
-                await conn.execute(
-                    schema.call_events.insert().values(
-                        tenant_id=self._tenant,
-                        call_id=call_id,
-                        sequence=seq,
-                        kind=kind,
-                        event_time=when,
-                        data=event.SerializeToString(deterministic=True),
-                    )
+        # Updating the call first also locks its row (PostgreSQL), which
+        # serialises concurrent appends to one call.
+        result = await conn.execute(
+            update(schema.calls)
+            .where(c.tenant_id == self._tenant, c.call_id == call_id)
+            .values(last_sequence=case((c.last_sequence < seq, seq), else_=c.last_sequence))
+        )
+        if result.rowcount == 0:
+            raise NotFound(f'call "{call_id}" not found', metadata={"call_id": call_id})
+        try:
+            await conn.execute(
+                schema.call_events.insert().values(
+                    tenant_id=self._tenant,
+                    call_id=call_id,
+                    sequence=seq,
+                    kind=kind,
+                    event_time=when,
+                    data=event.SerializeToString(deterministic=True),
                 )
-            except IntegrityError as exc:
-                raise AlreadyExists(
-                    f'event {seq} of call "{call_id}" was already written',
-                    metadata={"call_id": call_id, "sequence": str(seq)},
-                ) from exc
-            await self._derive(conn, event, kind, when)
-            # The webhook outbox row commits with the event: no window where one exists without the other.
-            await webhook_outbox.write_for_event(conn, event, self._tenant, when)
+            )
+        except IntegrityError as exc:
+            raise AlreadyExists(
+                f'event {seq} of call "{call_id}" was already written',
+                metadata={"call_id": call_id, "sequence": str(seq)},
+            ) from exc
+        await self._derive(conn, event, kind, when)
+        # The webhook outbox row commits with the event: no window where one exists without the other.
+        await webhook_outbox.write_for_event(conn, event, self._tenant, when)
 
     async def _derive(
         self, conn: AsyncConnection, event: events_pb2.CallEvent, kind: str, when: datetime
