@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from callpilot.server.errors import InvalidArgument, Violation
 from callpilot.server.store import schema
@@ -72,7 +73,7 @@ class Shared:
     knowledge: dict[str, KnowledgeCache] = field(default_factory=dict)
     # The one writer of durable events (group commit, see group_commit.py),
     # made on the first append so that it belongs to the running loop.
-    commits: GroupCommit | None = None
+    commits: GroupCommit[Any] | None = None
     closed: bool = False
 
 
