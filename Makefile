@@ -32,3 +32,4 @@ bench: setup-test
 	.venv/bin/python tests/benchmarks/pipeline.py
 	.venv/bin/python tests/benchmarks/providers_overhead.py
 	.venv/bin/python tests/benchmarks/webrtc_gateway.py
+	.venv/bin/python tests/benchmarks/pipeline.py --database postgres --capacity null:10,50,100,200 whisper:1,2,4 deepgram:10,50,100
