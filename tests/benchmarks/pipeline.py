@@ -376,9 +376,10 @@ async def capacity(args: argparse.Namespace, wavs: dict[str, Path], work: Path) 
         for stage in STAGES:
             p95s = [r.stages.get(stage, (math.nan,) * 3)[1] for r, _ in runs]
             doubled = "not within " + f"{levels[-1] / cpus:g} calls/core"
-            for (r, _), p95 in zip(runs[1:], p95s[1:], strict=True):
-                if p95 > 2 * p95s[0]:
-                    doubled = f"{r.calls / cpus:g} calls/core"
+            for k in range(1, len(runs)):
+                if p95s[k] > 2 * p95s[0]:
+                    # Between the last load that stayed under double and the first that did not.
+                    doubled = f"{runs[k - 1][0].calls / cpus:g}-{runs[k][0].calls / cpus:g} calls/core"
                     break
             print(f"| {stage} | " + " | ".join(f"{v:.1f}" for v in p95s) + f" | {doubled} |")
             table.append(f"| {stt} | {stage} | {p95s[0]:.1f} @ {levels[0]} | {doubled} |")
