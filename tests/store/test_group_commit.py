@@ -13,8 +13,10 @@ import asyncio
 import pytest
 from callpilot.server import metrics
 from callpilot.server.errors import AlreadyExists, NotFound
-from callpilot.server.store import Store
+from callpilot.server.store import Store, schema
+from callpilot.server.webhooks import outbox
 from callpilot.v1 import call_pb2, events_pb2
+from sqlalchemy import select
 from store.test_store_events import final, suggestion, tool_call, ts
 
 CALLS = 12
@@ -98,3 +100,24 @@ async def test_a_bad_event_in_a_batch_fails_alone_with_its_own_error(store: Stor
     for call_id in calls[1:]:
         assert [e.sequence for e in await store.read_events(call_id, 1)] == [1, 2]
         assert len(await store.get_transcript(call_id)) == 2
+
+
+async def test_webhook_outbox_rows_commit_with_their_batched_events(store: Store, calls: list[str]) -> None:
+    await outbox.create_endpoint(
+        store.engine, store.tenant_id, "http://127.0.0.1:9/hook", ["call.started"], "test", "secret"
+    )
+    started = [
+        events_pb2.CallEvent(
+            call_id=c, sequence=1, time=ts(1), durable=True, call_started=events_pb2.CallStarted()
+        )
+        for c in calls
+    ]
+    await asyncio.gather(*(store.append_event(e) for e in started))
+    d = schema.webhook_deliveries.c
+    async with store.reading() as conn:
+        rows = (
+            await conn.execute(
+                select(d.call_id, d.event_type).where(d.tenant_id == store.tenant_id).order_by(d.call_id)
+            )
+        ).all()
+    assert sorted((r.call_id, r.event_type) for r in rows) == sorted((c, "call.started") for c in calls)
