@@ -9,6 +9,7 @@ it has when written alone, while its neighbours are stored.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from callpilot.server import metrics
@@ -60,7 +61,7 @@ async def test_concurrent_appends_share_transactions_and_keep_every_derived_row(
 ) -> None:
     customer = "C-1013"  # in the demo data
     tx0, ev0 = _batch_counts()
-    rounds = [
+    rounds: list[Callable[[str], events_pb2.CallEvent]] = [
         lambda c: final(1, f"seg-{c}", f"Order for {c}"),
         lambda c: _context(2, customer),
         lambda c: tool_call(3, f"tool-{c}"),
