@@ -13,6 +13,17 @@ STT, the null STT (endpointing, no decoding) and a bare grpc.aio echo of
 the same frames as the baseline.
 
     .venv/bin/python tests/benchmarks/pipeline.py --calls 4
+    .venv/bin/python tests/benchmarks/pipeline.py --calls 40 --stt null --database postgres
+    .venv/bin/python tests/benchmarks/pipeline.py --database postgres --capacity null:10,50,100 deepgram:10,50
+
+Every table shows each stage's p95/p99 as a multiple of the bare echo's
+measured in the same run, and the server's CPU per call as a multiple of
+the echo server's. `--stt deepgram` is the cloud path against a loopback
+Deepgram (tests/providers/fake_deepgram.py) hearing the call as tones;
+`--database postgres` gives each server a fresh PostgreSQL database;
+`--capacity` sweeps call counts and prints the calls per core at which each
+stage's p95 doubles; `--profile DIR` records py-spy of the server
+(summarise with profile_summary.py).
 """
 
 from __future__ import annotations
