@@ -166,7 +166,13 @@ class CallpilotServer:
         auth, self._join_tokens = build_auth(s, store)
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[auth, self._drain])
         assist_service_pb2_grpc.add_AssistServiceServicer_to_server(
-            AssistServicer(tenants, self._join_tokens), server
+            AssistServicer(
+                tenants,
+                self._join_tokens,
+                max_watchers_per_call=s.max_watchers_per_call,
+                max_watchers=s.max_watchers,
+            ),
+            server,
         )
         directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(
             DirectoryServicer(lambda: tenants.current().deps.directory), server

@@ -27,7 +27,9 @@ from callpilot.server.bus import InProcessBus, Lagged, Subscription
 from callpilot.server.store.protocols import CallLog
 from callpilot.v1 import events_pb2
 
-REPLAY_PAGE = 500
+# Events per store read: what one watcher holds in memory at a time while it replays
+# (a transcript event is at most ~40 KB, so a page stays in the low megabytes).
+REPLAY_PAGE = 100
 
 
 async def _stored(store: CallLog, call_id: str, after: int) -> AsyncIterator[events_pb2.CallEvent]:
