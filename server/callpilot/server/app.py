@@ -52,10 +52,12 @@ from grpc_reflection.v1alpha import reflection
 
 log = logging.getLogger("callpilot.server")
 
-# An audio chunk may be 64 KiB; the rest is room for the message framing.
-# Our own check rejects larger audio with a detailed status; anything larger
-# than this is refused by gRPC itself with RESOURCE_EXHAUSTED.
-MAX_RECEIVE_MESSAGE = 64 * 1024 + 16 * 1024
+# An audio chunk may be 64 KiB (MAX_REQUEST_BYTES in api.assist is 80 KiB).
+# gRPC's own limit is set well above ours so that an oversize message reaches
+# our check, which answers with details and ends the call as INVALID_INPUT;
+# gRPC refusing it instead would end the request stream as if the client had
+# closed it. Only a message past this limit is refused by gRPC itself.
+MAX_RECEIVE_MESSAGE = 4 * 1024 * 1024
 
 # Keepalive policy. Calls are long-lived streams that can be silent for
 # minutes (hold music is still audio, but a text-only integration may be

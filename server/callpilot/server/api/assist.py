@@ -44,6 +44,8 @@ from callpilot.v1 import call_pb2, events_pb2
 log = logging.getLogger("callpilot.api")
 
 MAX_AUDIO_CHUNK = 64 * 1024
+# Any StreamCall message: an audio chunk or a text turn with room for framing.
+MAX_REQUEST_BYTES = 80 * 1024
 # Transcript pages (GetCall, ListTranscript): a count and a size bound, so any
 # page fits far inside gRPC's 4 MiB message limit (a segment is at most ~40 KB).
 TRANSCRIPT_PAGE_DEFAULT = 500
@@ -152,6 +154,8 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
             async for request in requests:
                 received = time.time()
                 kind = request.WhichOneof("request")
+                if kind != "audio" and (size := request.ByteSize()) > MAX_REQUEST_BYTES:
+                    raise _MessageTooLarge(size)
                 if kind == "audio":
                     if len(request.audio.data) > MAX_AUDIO_CHUNK:
                         raise _ChunkTooLarge(len(request.audio.data))
@@ -431,4 +435,16 @@ class _ChunkTooLarge(CallpilotError):
             violations=[
                 Violation("audio.data", f"{size} bytes is over the {MAX_AUDIO_CHUNK}-byte limit", "TOO_LARGE")
             ],
+        )
+
+
+class _MessageTooLarge(CallpilotError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "MESSAGE_TOO_LARGE"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"this StreamCall message is {size} bytes; messages may be at most {MAX_REQUEST_BYTES} bytes "
+            f"(audio chunks at most {MAX_AUDIO_CHUNK} bytes)",
+            metadata={"limit": str(MAX_REQUEST_BYTES), "size": str(size)},
         )
