@@ -32,3 +32,4 @@ bench: setup-test
 	.venv/bin/python tests/benchmarks/pipeline.py
 	.venv/bin/python tests/benchmarks/providers_overhead.py
 	.venv/bin/python tests/benchmarks/webrtc_gateway.py
+	.venv/bin/python tests/benchmarks/speech_accuracy.py

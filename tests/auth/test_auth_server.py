@@ -191,3 +191,58 @@ def test_refuses_to_start_open_on_a_public_address(tmp_path: Path) -> None:
     assert "CALLPILOT_AUTH=on" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert time.monotonic() - started < 120
+
+
+async def test_jwt_from_an_identity_provider(tmp_path: Path) -> None:
+    import time as _time
+
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp_path / "idp.pem").write_bytes(pem)
+    env = {
+        "CALLPILOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'jwt.sqlite'}",
+        "CALLPILOT_DATA_DIR": str(tmp_path),
+        "CALLPILOT_STT": "null",
+        "CALLPILOT_AUTH": "on",
+        "CALLPILOT_JWT_PUBLIC_KEY": str(tmp_path / "idp.pem"),
+        "CALLPILOT_JWT_AUDIENCE": "callpilot-desk",
+        "CALLPILOT_JWT_ISSUER": "https://idp.example",
+    }
+    proc = ServerProcess(env, ARTIFACTS / "server-jwt.log").start()
+    now = int(_time.time())
+
+    def token(**over: object) -> str:
+        claims: dict[str, object] = {
+            "sub": "agent-42",
+            "aud": "callpilot-desk",
+            "iss": "https://idp.example",
+            "exp": now + 600,
+            "iat": now,
+            "tenant": "default",
+            "role": "agent",
+        }
+        claims.update(over)
+        return pyjwt.encode(claims, key, algorithm="ES256")
+
+    try:
+        async with AsyncCallpilot(proc.address, api_key=token()) as agent:
+            await agent.list_calls()
+            assert await _status(agent.create_call()) == (
+                grpc.StatusCode.PERMISSION_DENIED,
+                "ROLE_NOT_ALLOWED",
+            )
+        for bad, reason in (
+            (token(exp=now - 60), "TOKEN_EXPIRED"),
+            (token(aud="someone-else"), "WRONG_AUDIENCE"),
+            (token(iss="https://evil.example"), "WRONG_ISSUER"),
+        ):
+            async with AsyncCallpilot(proc.address, api_key=bad) as refused:
+                assert await _status(refused.list_calls()) == (grpc.StatusCode.UNAUTHENTICATED, reason)
+    finally:
+        proc.stop()

@@ -97,3 +97,25 @@ async def test_grpc_itself_refuses_a_second_server_on_the_port(tmp_path: Path) -
     finally:
         await second.stop()
         await first.stop()
+
+
+def test_unavailable_cuda_and_redis_are_one_line_errors(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from support import VENV_BIN, free_port
+
+    for extra, expected in (
+        ({"CALLPILOT_WHISPER_DEVICE": "cuda"}, "CUDA"),
+        ({"CALLPILOT_STT": "null", "CALLPILOT_REDIS_URL": f"redis://127.0.0.1:{free_port()}"}, "Redis"),
+    ):
+        result = subprocess.run(
+            [str(VENV_BIN / "callpilot"), "serve"],
+            env={**os.environ, "CALLPILOT_PORT": "0", "CALLPILOT_DATA_DIR": str(tmp_path), **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], result.stderr

@@ -198,6 +198,10 @@ class ScriptedStream(STTStream):
         self._queue: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
         self.pushed_samples = 0
         self.closed = False
+        self.context: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+
+    def update_context(self, *, names: Sequence[str] = (), numbers: Sequence[str] = ()) -> None:
+        self.context = (tuple(names), tuple(numbers))
 
     def say(self, *events: SpeechEvent) -> None:
         for event in events:

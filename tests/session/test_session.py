@@ -24,7 +24,10 @@ AGENT = common_pb2.SPEAKER_ROLE_AGENT
 
 async def test_a_final_updates_the_context_and_gets_a_suggestion() -> None:
     h = await run_test(
-        speech=[interim(0, "my email"), final(0, "Hi, my email is maria.garcia@example.com, I want a refund.")],
+        speech=[
+            interim(0, "my email"),
+            final(0, "Hi, my email is maria.garcia@example.com, I want a refund."),
+        ],
         scripts=[answer("Offer the refund form.", "Offer ", "the refund form.")],
         expected_durable=["call_started", "transcript", "context", "suggestion_completed", "call_ended"],
     )
@@ -185,3 +188,15 @@ async def test_reattach_continues_the_sequence_and_the_segment_numbering() -> No
     assert segments == ["seg-0001", "seg-0002", "seg-0003", "seg-0004"]
     sequences = [e.sequence for e in await store.read_events(call.call_id, 1)]
     assert sequences == list(range(1, len(sequences) + 1))
+
+
+async def test_the_identified_customer_reaches_the_recogniser() -> None:
+    h = SessionHarness()
+    call = audio_call()
+    call.config.customer_hint.customer_id = "C-1001"
+    session = await h.start(call)
+    assert h.stream.context is not None
+    names, numbers = h.stream.context
+    assert names == ("Maria Garcia",)
+    assert "78901" in numbers
+    await session.end(call_pb2.CALL_END_REASON_CLIENT_ENDED)

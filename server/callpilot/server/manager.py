@@ -39,9 +39,10 @@ import uuid
 
 from callpilot.server.admission import Gate, Slot, admit
 from callpilot.server.api.validation import call_not_found
+from callpilot.server.cluster.link import ClusterLink
 from callpilot.server.errors import FailedPrecondition, Unavailable
 from callpilot.server.session import CallSession, SessionDeps
-from callpilot.v1 import call_pb2
+from callpilot.v1 import assist_service_pb2, call_pb2, events_pb2
 
 log = logging.getLogger("callpilot.manager")
 
@@ -61,6 +62,7 @@ class SessionManager:
         *,
         tenant_id: str,
         max_calls: int,
+        cluster: ClusterLink | None = None,
         server_gate: Gate | None = None,
         reservation_s: float = DEFAULT_RESERVATION_S,
     ) -> None:
@@ -75,6 +77,8 @@ class SessionManager:
             (server_gate, self._tenant_gate) if server_gate is not None else (self._tenant_gate,)
         )
         self._reservation_s = reservation_s
+        # Many instances: who owns each call, and forwarding to the owner.
+        self._cluster = cluster
         self._sessions: dict[str, CallSession] = {}
         self._slots: dict[CallSession, Slot] = {}
         # Calls created ahead of their stream: their slot and its expiry.
@@ -198,6 +202,7 @@ class SessionManager:
             merged.MergeFrom(config)
             existing.config.CopyFrom(merged)
             call = existing
+            await self._own(call.call_id)
             await self._deps.store.update_call(call)
             if config.call_id in self._sessions:  # attached by another client meanwhile
                 raise FailedPrecondition(
@@ -208,19 +213,57 @@ class SessionManager:
         else:
             call = self._new_call(config)
             await self._deps.store.create_call(call)
+            await self._own(call.call_id)
         session = CallSession(call, self._deps, on_closed=self._closed)
+        if self._cluster is not None:
+            cluster, call_id = self._cluster, call.call_id
+            session.events.still_owner = lambda: cluster.still_owner(call_id)
         self._sessions[call.call_id] = session
         return session
+
+    async def _own(self, call_id: str) -> None:
+        """Take the call's ownership lease (many instances); refuse a call another instance streams."""
+        if self._cluster is None:
+            return
+        holder = await self._cluster.acquire(call_id)
+        if holder is not None:
+            raise FailedPrecondition(
+                f"call {call_id!r} is being streamed through another server instance ({holder}); "
+                "if that instance died, retry in a few seconds",
+                reason="CALL_ALREADY_STREAMING",
+                metadata={"call_id": call_id, "owner": holder},
+            )
+
+    async def _owner_elsewhere(self, call_id: str) -> str | None:
+        """The other instance that owns a call not live here, if any."""
+        if self._cluster is None or call_id in self._sessions:
+            return None
+        owner = await self._cluster.owner(call_id)
+        return owner if owner is not None and owner != self._cluster.instance_id else None
+
+    def fence(self, call_id: str, why: str) -> None:
+        """This instance lost the call to another: stop writing into it, end the local session."""
+        session = self._sessions.get(call_id)
+        if session is not None:
+            session.events.fenced = why
+            session.request_end(call_pb2.CALL_END_REASON_OWNER_LOST, why)
 
     def _closed(self, session: CallSession) -> None:
         if self._sessions.get(session.call_id) is session:
             del self._sessions[session.call_id]
+            if self._cluster is not None:
+                self._cluster.release(session.call_id)
         slot = self._slots.pop(session, None)
         if slot is not None:
             slot.release()
 
     async def end_call(self, call_id: str, detail: str) -> call_pb2.Call:
         session = self._sessions.get(call_id)
+        owner = await self._owner_elsewhere(call_id)
+        if owner is not None:
+            assert self._cluster is not None
+            body = await self._cluster.forward(owner, call_id, "end", detail.encode())
+            return call_pb2.Call.FromString(body)
         if session is not None:
             await session.end(call_pb2.CALL_END_REASON_END_CALL_RPC, detail)
         else:
@@ -237,6 +280,68 @@ class SessionManager:
         call = await self._deps.store.get_call(call_id)
         assert call is not None
         return call
+
+    async def submit_feedback(
+        self, call_id: str, feedback: assist_service_pb2.SuggestionFeedback
+    ) -> assist_service_pb2.Suggestion:
+        """Feedback on a suggestion: the live session's (wherever it runs), or the stored record."""
+        session = self._sessions.get(call_id)
+        if session is not None:
+            return await session.record_feedback(feedback)
+        owner = await self._owner_elsewhere(call_id)
+        if owner is not None:
+            assert self._cluster is not None
+            body = await self._cluster.forward(owner, call_id, "feedback", feedback.SerializeToString())
+            return assist_service_pb2.Suggestion.FromString(body)
+        return await self._deps.store.record_feedback(call_id, feedback)
+
+    async def decide_tool(self, call_id: str, decision: events_pb2.ToolDecision) -> events_pb2.ToolCall:
+        """The agent's decision on a proposed tool, applied by the call's live session."""
+        session = self._sessions.get(call_id)
+        if session is not None:
+            return await session.decide_tool(decision)
+        owner = await self._owner_elsewhere(call_id)
+        if owner is not None:
+            assert self._cluster is not None
+            body = await self._cluster.forward(owner, call_id, "decide", decision.SerializeToString())
+            return events_pb2.ToolCall.FromString(body)
+        if await self._deps.store.get_call(call_id) is None:
+            raise call_not_found(call_id)
+        raise FailedPrecondition(
+            f"call {call_id!r} is not live; proposals still waiting were cancelled when it ended",
+            reason="CALL_NOT_LIVE",
+            metadata={"call_id": call_id},
+        )
+
+    async def suggest_now(self, call_id: str, query: str) -> None:
+        session = self._sessions.get(call_id)
+        if session is not None:
+            session.suggest_now(query)
+            return
+        owner = await self._owner_elsewhere(call_id)
+        if owner is None:
+            raise FailedPrecondition(
+                f"call {call_id!r} is not live", reason="CALL_NOT_LIVE", metadata={"call_id": call_id}
+            )
+        assert self._cluster is not None
+        await self._cluster.forward(owner, call_id, "suggest", query.encode())
+
+    async def end_owner_lost(self, call_id: str) -> bool:
+        """End a live call whose owning instance is gone (the reaper); True if this ended it."""
+        if self._cluster is None or await self._cluster.acquire(call_id) is not None:
+            return False
+        try:
+            call = await self._deps.store.get_call(call_id)
+            if call is None or call.state == call_pb2.CALL_STATE_ENDED:
+                return False
+            await self._end_orphan(
+                call,
+                call_pb2.CALL_END_REASON_OWNER_LOST,
+                "the server instance streaming this call stopped; another instance ended it",
+            )
+            return True
+        finally:
+            self._cluster.release(call_id)
 
     async def _end_orphan(
         self, call: call_pb2.Call, reason: call_pb2.CallEndReason.ValueType, detail: str

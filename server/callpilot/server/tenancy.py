@@ -25,6 +25,7 @@ from callpilot.server.alerts import AlertRules
 from callpilot.server.assist.tools import ToolBox
 from callpilot.server.auth.principal import current_principal
 from callpilot.server.bus import InProcessBus
+from callpilot.server.cluster.link import ClusterLink
 from callpilot.server.config import Settings
 from callpilot.server.manager import SessionManager
 from callpilot.server.providers import build_assistant
@@ -83,6 +84,7 @@ def tenant_factory(
     stt: STTEngine,
     *,
     make_bus: Callable[[str], InProcessBus] | None = None,
+    cluster_for: Callable[[str], ClusterLink] | None = None,
 ) -> Callable[[str], TenantScope]:
     """Builds a tenant's scope on the server's shared pool, STT engine, settings and admission gate.
 
@@ -109,10 +111,12 @@ def tenant_factory(
             alert_rules=alert_rules,
         )
         limit = settings.max_calls_per_tenant or settings.max_calls
+        cluster = cluster_for(tenant_id) if cluster_for is not None else None
         manager = SessionManager(
             deps,
             tenant_id=tenant_id,
             max_calls=limit,
+            cluster=cluster,
             server_gate=server_gate,
             reservation_s=settings.join_token_ttl_s,
         )

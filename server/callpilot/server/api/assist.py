@@ -178,7 +178,7 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
                             "request", "empty message: set one of audio, text_turn or control", "REQUIRED"
                         )
                     )
-            if context.cancelled():
+            if await _cancelled_soon(context):
                 # A cancelled RPC also ends the request stream: that is not a clean close.
                 session.request_end(
                     call_pb2.CALL_END_REASON_STREAM_ABORTED, "the client cancelled its stream"
@@ -350,23 +350,31 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
             )
         if has_decision:
             validate_decision(request.tool_decision)
-            live = self._manager.sessions.get(request.call_id)
-            if live is None:
-                if await self._store.get_call(request.call_id) is None:
-                    raise call_not_found(request.call_id)
-                raise FailedPrecondition(
-                    f"call {request.call_id!r} is not live; proposals still waiting were cancelled when it ended",
-                    reason="CALL_NOT_LIVE",
-                    metadata={"call_id": request.call_id},
-                )
-            return pb.SubmitFeedbackResponse(tool_call=await live.decide_tool(request.tool_decision))
+            tool_call = await self._manager.decide_tool(request.call_id, request.tool_decision)
+            return pb.SubmitFeedbackResponse(tool_call=tool_call)
         validate_feedback(request.feedback, "feedback")
-        session = self._manager.sessions.get(request.call_id)
-        if session is not None:
-            suggestion = await session.record_feedback(request.feedback)
-        else:
-            suggestion = await self._store.record_feedback(request.call_id, request.feedback)
+        suggestion = await self._manager.submit_feedback(request.call_id, request.feedback)
         return pb.SubmitFeedbackResponse(suggestion=suggestion)
+
+
+HALF_CLOSE_GRACE_S = 0.2
+
+
+async def _cancelled_soon(context: Ctx) -> bool:
+    """Whether the RPC was cancelled, allowing for grpc reporting it just after the request stream ends.
+
+    A client's cancellation (RST_STREAM) can end the request iterator a moment
+    before the RPC is marked cancelled; a clean half-close never becomes a
+    cancellation, so waiting briefly tells the two apart. The wait delays only
+    the end of a cleanly closed stream, by at most `HALF_CLOSE_GRACE_S`.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HALF_CLOSE_GRACE_S
+    while not context.cancelled():
+        if context.done() or loop.time() >= deadline:
+            return context.cancelled()
+        await asyncio.sleep(0.01)
+    return True
 
 
 def _transcript_page_size(size: int, field: str) -> int:

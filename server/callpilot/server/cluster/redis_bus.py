@@ -46,13 +46,13 @@ READ_BLOCK_MS = 1000
 READ_COUNT = 512
 
 
-class RedisBus:
-    """The bus for one tenant on a shared RedisHub; same interface as InProcessBus."""
+class RedisBus(InProcessBus):
+    """The bus for one tenant on a shared RedisHub; the InProcessBus interface, across instances."""
 
     def __init__(self, hub: RedisHub, tenant_id: str, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        super().__init__(queue_size)
         self._hub = hub
         self._tenant = tenant_id
-        self._local = InProcessBus(queue_size)
         self._owned: set[str] = set()
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._out: asyncio.Queue[tuple[str, bytes | None]] = asyncio.Queue(OUTBOX_SIZE)
@@ -68,11 +68,11 @@ class RedisBus:
 
     def publish(self, event: events_pb2.CallEvent) -> None:
         self._owned.add(event.call_id)
-        self._local.publish(event)
+        super().publish(event)
         self._enqueue(self.stream_key(event.call_id), event.SerializeToString())
 
     def finish(self, call_id: str) -> None:
-        self._local.finish(call_id)
+        super().finish(call_id)
         if call_id in self._owned:
             self._owned.discard(call_id)
             self._enqueue(self.stream_key(call_id), None)
@@ -120,15 +120,12 @@ class RedisBus:
     # ------------------------------------------------------------- watcher side
 
     def subscribe(self, call_id: str, queue_size: int | None = None) -> Subscription:
-        sub = self._local.subscribe(call_id, queue_size)
+        sub = super().subscribe(call_id, queue_size)
         if call_id not in self._owned:
             task = self._readers.get(call_id)
             if task is None or task.done():
                 self._readers[call_id] = asyncio.create_task(self._read(call_id), name=f"redis-bus-{call_id}")
         return sub
-
-    def subscriber_count(self, call_id: str) -> int:
-        return self._local.subscriber_count(call_id)
 
     async def _read(self, call_id: str) -> None:
         key = self.stream_key(call_id)
@@ -136,7 +133,7 @@ class RedisBus:
         try:
             newest: Any = await redis.xrevrange(key, count=1)
             last_id: bytes | str = newest[0][0] if newest else "0-0"
-            while self._local.subscriber_count(call_id) and call_id not in self._owned:
+            while self.subscriber_count(call_id) and call_id not in self._owned:
                 response: Any = await redis.xread({key: last_id}, block=READ_BLOCK_MS, count=READ_COUNT)
                 for _stream, entries in response or ():
                     for entry_id, fields in entries:
@@ -144,15 +141,15 @@ class RedisBus:
                         if fields.get(b"o") == self._origin:
                             continue
                         event = events_pb2.CallEvent.FromString(fields[b"e"])
-                        self._local.publish(event)
+                        InProcessBus.publish(self, event)  # local fan-out only
                         if event.HasField("call_ended"):
-                            self._local.finish(call_id)
+                            InProcessBus.finish(self, call_id)
                             return
         except asyncio.CancelledError:
             raise
         except (RedisError, OSError) as exc:
             log.warning("live events of call %s are unavailable: %s", call_id, exc)
-            self._local.fail(call_id, "live events are unavailable (the event bus cannot reach Redis)")
+            self.fail(call_id, "live events are unavailable (the event bus cannot reach Redis)")
         finally:
             if self._readers.get(call_id) is asyncio.current_task():
                 del self._readers[call_id]

@@ -40,6 +40,7 @@ def whisper(settings: Settings) -> STTEngine:
         workers=settings.whisper_workers,
         interim_interval=settings.interim_interval_ms / 1000,
         vad=_vad(settings),
+        device=settings.whisper_device,
     )
 
 

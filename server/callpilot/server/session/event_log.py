@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 
 from callpilot.server import metrics
 from callpilot.server.bus import InProcessBus
-from callpilot.server.errors import AlreadyExists
+from callpilot.server.errors import AlreadyExists, FailedPrecondition
 from callpilot.server.store.protocols import CallLog
 from callpilot.v1 import events_pb2
 from google.protobuf.message import Message
@@ -46,6 +46,12 @@ class EventLog:
         self._last = last_sequence
         self._lock = asyncio.Lock()
         self.after_durable: Callable[[events_pb2.CallEvent], Awaitable[None]] | None = None
+        # Many instances: set when this instance lost the call's ownership
+        # lease; from then on it writes nothing more into the call.
+        self.fenced: str | None = None
+        # Many instances: asked before continuing after a store that is ahead
+        # of the counter, so a stale owner stops instead of interleaving.
+        self.still_owner: Callable[[], Awaitable[bool]] | None = None
 
     @property
     def last_sequence(self) -> int:
@@ -86,6 +92,10 @@ class EventLog:
 
     async def _commit(self, event: events_pb2.CallEvent) -> None:
         async with self._lock:
+            if self.fenced is not None:
+                raise FailedPrecondition(
+                    self.fenced, reason="CALL_OWNER_CHANGED", metadata={"call_id": self.call_id}
+                )
             event.sequence = self._last + 1
             event.time.GetCurrentTime()
             try:
@@ -96,6 +106,9 @@ class EventLog:
                 # know. Continue after what is stored rather than fail forever.
                 call = await self._store.get_call(self.call_id)
                 if call is None or call.last_sequence < event.sequence:
+                    raise
+                if self.still_owner is not None and not await self.still_owner():
+                    self.fenced = "another instance owns this call now"
                     raise
                 log.warning(
                     "call %s: event log was behind the store (%d < %d); continuing after it",

@@ -39,6 +39,7 @@ from callpilot.server.session.transcripts import (
 )
 from callpilot.server.store.protocols import CallLog
 from callpilot.server.stt.base import SpeechEvent, SpeechEventKind, STTEngine, STTError, STTStream
+from callpilot.server.stt.hints import MAX_ORDER_NUMBERS, SpeechContext, speech_context
 from callpilot.v1 import assist_service_pb2, call_pb2, common_pb2, events_pb2
 
 log = logging.getLogger("callpilot.session")
@@ -104,6 +105,7 @@ class CallSession:
         if config.HasField("audio") and config.audio.encoding != common_pb2.AUDIO_ENCODING_UNSPECIFIED:
             self._decoder = AudioDecoder(config.audio)
         self._streams: dict[Role, STTStream] = {}
+        self._speech_context: SpeechContext | None = None
         self._stt_tasks: list[asyncio.Task[None]] = []
         self._end_task: asyncio.Task[None] | None = None
         self._ending = False
@@ -154,6 +156,10 @@ class CallSession:
             hints = list(self.call.config.phrase_hints)
             for role in self._decoder.roles:
                 stream = self._deps.stt.stream(language=language, phrase_hints=hints)
+                if self._speech_context is not None:
+                    stream.update_context(
+                        names=self._speech_context.names, numbers=self._speech_context.numbers
+                    )
                 self._streams[role] = stream
                 self._stt_tasks.append(asyncio.create_task(self._consume_stt(role, stream)))
 
@@ -262,6 +268,14 @@ class CallSession:
         if update.HasField("customer") and update.customer.customer_id != self.call.customer_id:
             # The store records the customer with the context event itself.
             self.call.customer_id = update.customer.customer_id
+            # The identified customer's name and order numbers become the
+            # recogniser's hotwords for the rest of the call (never card data).
+            orders = list(update.orders) or await self._deps.directory.customer_orders(
+                update.customer.customer_id, limit=MAX_ORDER_NUMBERS
+            )
+            self._speech_context = speech_context(update.customer, orders)
+            for stream in self._streams.values():
+                stream.update_context(names=self._speech_context.names, numbers=self._speech_context.numbers)
 
     # -------------------------------------------------------------------- end
 

@@ -95,6 +95,15 @@ class STTStream(ABC):
     async def aclose(self) -> None:
         """Stop at once, dropping anything not yet decoded (used on errors only)."""
 
+    def update_context(self, *, names: Sequence[str] = (), numbers: Sequence[str] = ()) -> None:  # noqa: B027
+        """Call context to bias recognition: the identified customer's name(s) and order numbers.
+
+        The session calls it when the customer is identified (and again when
+        what it knows changes); each call replaces the previous context. Only
+        directory facts a caller may say aloud belong here, never card data.
+        Engines that cannot use hints keep this default: ignore it.
+        """
+
     def unfinalised_audio(self) -> tuple[float, AudioArray | None]:
         """Audio pushed but not yet covered by a FINAL, and its offset in the stream.
 

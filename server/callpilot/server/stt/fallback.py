@@ -98,6 +98,7 @@ class FallbackStream(STTStream):
         self._replay: asyncio.Task[None] | None = None
         self._ended = False
         self._closed = False
+        self._context: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
     @property
     def degraded(self) -> bool:
@@ -143,6 +144,11 @@ class FallbackStream(STTStream):
             with contextlib.suppress(Exception):
                 await stream.aclose()
 
+    def update_context(self, *, names: Sequence[str] = (), numbers: Sequence[str] = ()) -> None:
+        """Passed to the active stream, and remembered for a fallback opened later."""
+        self._context = (tuple(names), tuple(numbers))
+        self._active.update_context(names=names, numbers=numbers)
+
     def unfinalised_audio(self) -> tuple[float, AudioArray | None]:
         offset, audio = self._active.unfinalised_audio()
         return (offset + self._offset if self._fallback is not None else offset), audio
@@ -180,6 +186,9 @@ class FallbackStream(STTStream):
         if pending is None:  # the primary keeps no audio: the fallback starts at the present
             offset = self._pushed / SAMPLE_RATE
         fallback = self._engine.fallback.stream(language=self._language, phrase_hints=self._phrase_hints)
+        names, numbers = self._context
+        if names or numbers:
+            fallback.update_context(names=names, numbers=numbers)
         self._fallback = fallback
         self._active = fallback
         self._offset = offset

@@ -27,7 +27,20 @@ Queues and their policies (every hand-off is bounded):
   * interims: at most one in flight per stream, started only when the
     decoder says it has an idle worker and the speaker is not pausing; a
     skipped interim is retried on the next push with the newest audio, so
-    under load interims coalesce.
+    under load interims coalesce. `interims_skipped` counts each due interim
+    that was turned down (once, however often it was retried).
+
+Speculative finals (`speculate_after_ms`): once the speaker has paused that
+long inside an utterance (and the end padding is complete), the audio the
+endpoint would close is decoded as a FINAL right away, while the endpointer
+waits out the rest of `min_silence_ms`. At the endpoint the result is
+committed if the real `SpeechEnd` covers exactly the audio that was decoded;
+if speech resumed (or the cut differs) it is discarded and the utterance is
+decoded as usual. A speculative result only ever reaches the consumer
+through the utterance's one FINAL, so it can never be emitted twice, and
+END_OF_SPEECH is still emitted at the endpoint itself. Speculation starts
+only when no earlier final is waiting, so the prompt (recent finals) it is
+decoded with is the one the ordinary final would have had.
 """
 
 from __future__ import annotations
@@ -70,6 +83,8 @@ class Hypothesis:
 
     text: str
     confidence: float
+    # Whisper's own signals flagged (and dropped) part of the decode as a hallucination.
+    suspect: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +93,8 @@ class SegmentingOptions:
 
     vad: endpointing tunables. interim_interval: seconds of new audio between
     interim decodes of the open utterance (None: no interims).
+    speculate_after_ms: pause inside an utterance after which its final is
+    decoded speculatively (None: never; see the module docstring).
     max_pending_finals / max_events: the queue bounds whose policies the
     module docstring states.
     """
@@ -86,8 +103,11 @@ class SegmentingOptions:
     interim_interval: float | None = 0.7
     max_pending_finals: int = 4
     max_events: int = 64
+    speculate_after_ms: int | None = 200
 
     def __post_init__(self) -> None:
+        if self.speculate_after_ms is not None and self.speculate_after_ms < 0:
+            raise ValueError("speculate_after_ms must be >= 0 (or None to disable speculative finals)")
         if self.interim_interval is not None and self.interim_interval <= 0:
             raise ValueError("interim_interval must be positive (or None to disable interims)")
         if self.max_pending_finals < 1:
@@ -101,6 +121,27 @@ class _FinalJob:
     input_time: float
     speech_end_time: float
     holds_slot: bool
+    speculation: asyncio.Task[Hypothesis | None] | None = None
+
+
+@dataclass(slots=True)
+class _Speculation:
+    """A final decode started during a pause, for utterance `utterance` covering [start, end)."""
+
+    utterance: int
+    pause_start: int
+    start: int
+    end: int
+    task: asyncio.Task[Hypothesis | None]
+
+
+@dataclass(slots=True)
+class SpeculationStats:
+    """How speculative finals fared: committed at the endpoint, or discarded (speech resumed)."""
+
+    started: int = 0
+    committed: int = 0
+    discarded: int = 0
 
 
 class SegmentingStream(STTStream):
@@ -119,6 +160,11 @@ class SegmentingStream(STTStream):
             vad_session = load_silero_session()
         self._endpointer = Endpointer(options.vad, session=vad_session)
         self._interim_step = None if interim_interval is None else int(interim_interval * SAMPLE_RATE)
+        speculate = options.speculate_after_ms
+        self._speculate_after = None if speculate is None else speculate * SAMPLE_RATE // 1000
+        self._speculation: _Speculation | None = None
+        self._finals_pending = 0
+        self.speculation_stats = SpeculationStats()
         self._events = EventQueue(options.max_events)
         # Unbounded type, bounded in practice: every put but end_input's takes a slot first.
         self._finals: asyncio.Queue[_FinalJob | None] = asyncio.Queue()
@@ -130,6 +176,8 @@ class SegmentingStream(STTStream):
         self._open_start = 0
         self._last_interim_pos = 0
         self._last_interim_text = ""
+        self._skip_counted_at = -1
+        self.interims_skipped = 0
         self._last_final_utterance = -1
         self._worker: asyncio.Task[None] | None = None
         self._interim_task: asyncio.Task[None] | None = None
@@ -146,6 +194,12 @@ class SegmentingStream(STTStream):
         """Cheap check before snapshotting audio for an interim (e.g. "is a worker idle?")."""
         return True
 
+    def _on_interim_skipped(self) -> None:
+        """Called once per due interim that `_interim_possible` turned down (for the engine's stats)."""
+
+    def _on_final(self, hypothesis: Hypothesis) -> None:
+        """Called once per FINAL as it is emitted (e.g. to carry its words into the next prompt)."""
+
     # -- STTStream -----------------------------------------------------------------------------
 
     async def push_audio(self, pcm: AudioArray) -> None:
@@ -160,6 +214,7 @@ class SegmentingStream(STTStream):
         for event in events:
             await self._on_vad(event, now)
         self._trim_push_times()
+        self._maybe_speculate()
         self._maybe_interim(now)
 
     async def flush(self) -> None:
@@ -194,6 +249,7 @@ class SegmentingStream(STTStream):
         self._events.close(discard=True)  # wakes a producer waiting for room in the event queue
         for _ in range(self._max_pending_finals):  # ...and one waiting for a final slot
             self._final_slots.release()
+        self._drop_speculation(count=False)
         tasks = [t for t in (self._worker, self._interim_task) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
@@ -234,15 +290,63 @@ class SegmentingStream(STTStream):
 
     def _close_utterance(self, event: SpeechEnd, now: float, *, holds_slot: bool) -> _FinalJob:
         assert self._open is not None
+        speculation = self._speculation
+        task: asyncio.Task[Hypothesis | None] | None = None
+        if (
+            speculation is not None
+            and speculation.utterance == self._open
+            and (speculation.start, speculation.end) == (event.start, event.end)
+        ):
+            task, self._speculation = speculation.task, None
+            self.speculation_stats.committed += 1
+        else:
+            self._drop_speculation()
         job = _FinalJob(
             utterance=self._open,
             segment=event,
             input_time=self._time_of(max(event.speech_end - 1, event.start)),
             speech_end_time=now,
             holds_slot=holds_slot,
+            speculation=task,
         )
+        self._finals_pending += 1
         self._open = None
         return job
+
+    def _maybe_speculate(self) -> None:
+        """Start (or invalidate) the speculative final of the open utterance; see the module docstring."""
+        current = self._speculation
+        pause_start = self._endpointer.pause_start
+        if current is not None:
+            if current.utterance == self._open and pause_start == current.pause_start:
+                return  # the same pause goes on: keep it
+            self._drop_speculation()  # speech resumed: the decoded audio is not what will close
+        if self._speculate_after is None or self._open is None or pause_start is None:
+            return
+        if self._endpointer.position - pause_start < self._speculate_after or self._finals_pending:
+            return
+        tentative = self._endpointer.tentative_end()
+        if tentative is None:
+            return
+        self._speculation = _Speculation(
+            self._open,
+            pause_start,
+            tentative.start,
+            tentative.end,
+            asyncio.get_running_loop().create_task(
+                self._decode(tentative.audio, final=True), name="stt-speculative-final"
+            ),
+        )
+        self.speculation_stats.started += 1
+
+    def _drop_speculation(self, *, count: bool = True) -> None:
+        if self._speculation is None:
+            return
+        task, self._speculation = self._speculation.task, None
+        task.cancel()  # a decode already on a worker runs to its end; its result is ignored
+        task.add_done_callback(_consume_outcome)
+        if count:
+            self.speculation_stats.discarded += 1
 
     def _end_event(self, job: _FinalJob) -> SpeechEvent:
         return SpeechEvent(
@@ -265,6 +369,10 @@ class SegmentingStream(STTStream):
             # worker free for the FINAL that follows if the pause turns out to be the end.
             return
         if not self._interim_possible():
+            if self._skip_counted_at != self._last_interim_pos:  # count each due interim once
+                self._skip_counted_at = self._last_interim_pos
+                self.interims_skipped += 1
+                self._on_interim_skipped()
             return
         self._last_interim_pos = position
         audio = self._endpointer.open_audio()
@@ -301,13 +409,15 @@ class SegmentingStream(STTStream):
         try:
             while (job := await self._finals.get()) is not None:
                 try:
-                    hypothesis = await self._decode(job.segment.audio, final=True)
+                    hypothesis = await self._final_hypothesis(job)
                 finally:
+                    self._finals_pending -= 1
                     if job.holds_slot:
                         self._final_slots.release()
                 if hypothesis is None:  # pragma: no cover - decoders never skip finals
                     hypothesis = Hypothesis("", 0.0)
                 self._last_final_utterance = job.utterance
+                self._on_final(hypothesis)
                 await self._events.put(
                     SpeechEvent(
                         kind=SpeechEventKind.FINAL,
@@ -331,6 +441,17 @@ class SegmentingStream(STTStream):
             log.exception("speech recognition failed")
             self._events.fail(STTError(f"speech recognition failed: {exc}", retryable=False))
 
+    async def _final_hypothesis(self, job: _FinalJob) -> Hypothesis | None:
+        """The committed speculative result when there is one (it decoded this very audio), else a decode."""
+        if job.speculation is not None:
+            try:
+                return await job.speculation
+            except STTError:
+                raise
+            except Exception:
+                log.warning("speculative final failed; decoding the utterance again", exc_info=True)
+        return await self._decode(job.segment.audio, final=True)
+
     def _time_of(self, sample: int) -> float:
         """Wall-clock time at which `sample` was pushed."""
         for end, wall in self._push_times:
@@ -342,3 +463,9 @@ class SegmentingStream(STTStream):
         keep_from = self._endpointer.buffer_start
         while len(self._push_times) > 1 and self._push_times[0][0] <= keep_from:
             self._push_times.popleft()
+
+
+def _consume_outcome(task: asyncio.Task[Hypothesis | None]) -> None:
+    """Retrieve a discarded speculation's exception so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()

@@ -57,8 +57,13 @@ class VadOptions:
     min_silence_ms: trailing silence that ends an utterance; the main
         latency/fragmentation trade-off (shorter finals sooner vs. phrases
         split at breaths).
-    speech_pad_ms: audio kept before the first and after the last speech
-        window; Whisper misses clipped onsets and likes a little tail.
+    speech_pad_ms: audio kept after the last speech window (Whisper likes a
+        little tail); also the pause after which a speculative final can start.
+    onset_pad_ms: audio kept before the first speech window. Larger than the
+        tail pad because Silero fires late on soft onsets ("He was..." on a
+        LibriVox recording starts ~250 ms before the first speech window), and
+        a clipped first phoneme turns "ill-disposed" into "old supposed";
+        None means `speech_pad_ms`.
     max_utterance_s: longest utterance handed to the decoder. Before
         exceeding it the utterance is cut at its best pause (the longest of
         at least `min_pause_ms`, preferring the later half); when the speaker
@@ -74,14 +79,15 @@ class VadOptions:
     speech_pad_ms: int = 200
     max_utterance_s: float = 15.0
     min_pause_ms: int = 60
+    onset_pad_ms: int | None = 400
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"VAD threshold must be between 0 and 1, got {self.threshold}")
         if self.neg_threshold is not None and not 0.0 <= self.neg_threshold <= self.threshold:
             raise ValueError(f"VAD neg_threshold must be between 0 and threshold, got {self.neg_threshold}")
-        for name in ("min_speech_ms", "min_silence_ms", "speech_pad_ms", "min_pause_ms"):
-            if getattr(self, name) < 0:
+        for name in ("min_speech_ms", "min_silence_ms", "speech_pad_ms", "min_pause_ms", "onset_pad_ms"):
+            if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"VAD {name} must not be negative")
         if self.min_silence_ms < WINDOW * 1000 // SAMPLE_RATE:
             raise ValueError("VAD min_silence_ms must be at least one 32 ms window")
@@ -218,7 +224,7 @@ class Endpointer:
 
     `push` returns the events the new audio caused, in order. Sample indices
     count from the first sample pushed. The endpointer holds the audio of the
-    open utterance (plus `speech_pad_ms` of look-behind while silent), so a
+    open utterance (plus `onset_pad_ms` of look-behind while silent), so a
     caller can read it for interim hypotheses with `open_audio`.
     """
 
@@ -234,6 +240,8 @@ class Endpointer:
         self._min_speech = options.min_speech_ms * ms
         self._min_silence = options.min_silence_ms * ms
         self._pad = options.speech_pad_ms * ms
+        onset_pad = options.onset_pad_ms if options.onset_pad_ms is not None else options.speech_pad_ms
+        self._lead = onset_pad * ms
         self._max_len = int(options.max_utterance_s * SAMPLE_RATE)
         self._min_pause = max(options.min_pause_ms * ms, 1)
         self._state = self._SILENT
@@ -265,6 +273,33 @@ class Endpointer:
     def pausing(self) -> bool:
         """In speech, but the latest windows are silence (a word gap or the end of the utterance)."""
         return self._state == self._SPEECH and self._silence_start is not None
+
+    @property
+    def pause_start(self) -> int | None:
+        """First sample of the silence the open utterance is in right now (None when not pausing)."""
+        return self._silence_start if self.pausing else None
+
+    def tentative_end(self) -> SpeechEnd | None:
+        """The `SpeechEnd` a silence end would produce if the current pause lasts to `min_silence_ms`.
+
+        Available once the pause is at least `speech_pad_ms` long (the end
+        padding is then complete, so the audio is exactly what the real end
+        will carry). Callers decode it speculatively and keep the result only
+        if the real event matches (same `start`, `end`); nothing changes state.
+        """
+        if not self.pausing or self._silence_start is None:
+            return None
+        end = min(self._silence_start + self._pad, self._utt_start + self._max_len)
+        if self._buf.end < end:
+            return None
+        start = self._utt_start
+        return SpeechEnd(
+            start=start,
+            end=end,
+            speech_end=max(min(self._silence_start, end), start),
+            audio=self._buf.read(start, end),
+            reason="silence",
+        )
 
     @property
     def open_start(self) -> int | None:
@@ -329,7 +364,7 @@ class Endpointer:
             if self._voiced < max(self._min_speech, 1):
                 return
             self._state = self._SPEECH
-            self._utt_start = max(self._speech_start - self._pad, self._last_end, self._buf.start)
+            self._utt_start = max(self._speech_start - self._lead, self._last_end, self._buf.start)
             self._pauses = []
             events.append(SpeechStart(self._utt_start))
             return
@@ -414,9 +449,9 @@ class Endpointer:
         if self._state == self._SPEECH:
             keep = self._utt_start
         elif self._state == self._PENDING:
-            keep = max(self._speech_start - self._pad, self._last_end)
+            keep = max(self._speech_start - self._lead, self._last_end)
         else:
-            keep = max(self._vad.windows * WINDOW - self._pad, self._last_end)
+            keep = max(self._vad.windows * WINDOW - self._lead, self._last_end)
         self._buf.discard_before(max(keep, 0))
 
 
