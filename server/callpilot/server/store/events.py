@@ -228,21 +228,24 @@ class EventLog(StoreBase):
             blobs = (await conn.execute(stmt)).scalars().all()
         return [events_pb2.CallEvent.FromString(blob) for blob in blobs]
 
-    async def get_transcript(self, call_id: str) -> list[events_pb2.TranscriptUpdate]:
-        """Final transcript segments in the order they were emitted."""
+    async def get_transcript(
+        self, call_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[events_pb2.TranscriptUpdate]:
+        """Final transcript segments in the order they were emitted, from the `offset`-th, at most `limit`.
+
+        Segments are only ever appended, so an offset names the same segment forever (paging is stable).
+        """
         t = schema.transcript_segments.c
+        stmt = (
+            select(t.data)
+            .where(t.tenant_id == self._tenant, t.call_id == call_id)
+            .order_by(t.sequence)
+            .offset(max(offset, 0))
+        )
+        if limit is not None:
+            stmt = stmt.limit(max(limit, 0))
         async with self._read() as conn:
-            blobs = (
-                (
-                    await conn.execute(
-                        select(t.data)
-                        .where(t.tenant_id == self._tenant, t.call_id == call_id)
-                        .order_by(t.sequence)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            blobs = (await conn.execute(stmt)).scalars().all()
         return [events_pb2.TranscriptUpdate.FromString(blob) for blob in blobs]
 
     async def get_tool_calls(self, call_id: str) -> list[events_pb2.ToolCall]:
