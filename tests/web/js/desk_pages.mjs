@@ -80,11 +80,21 @@ try {
 
     // A path the app does not know (followed inside the app): its 404 page.
     await page.goto(`${gateway}/`);
-    await page.evaluate(() => {
-      window.history.pushState(null, "", "/no/such/page");
-      window.dispatchEvent(new PopStateEvent("popstate"));
-    });
-    await page.locator("[data-not-found]").waitFor();
+    await page.waitForLoadState("networkidle");
+    // The app listens for popstate once it has mounted: navigate until it shows the 404.
+    for (let attempt = 0; attempt < 10; attempt += 1) {
+      await page.evaluate(() => {
+        window.history.pushState(null, "", "/no/such/page");
+        window.dispatchEvent(new PopStateEvent("popstate"));
+      });
+      try {
+        await page.locator("[data-not-found]").waitFor({ timeout: 3_000 });
+        break;
+      } catch {
+        // not mounted yet: try again
+      }
+    }
+    await page.locator("[data-not-found]").waitFor({ timeout: 10_000 });
     out.pages[`404@${size}`] = { heading: await page.locator("[data-not-found] h1").innerText() };
     await check(page, "not-found", size);
 
