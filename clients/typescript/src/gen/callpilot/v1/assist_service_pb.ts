@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file callpilot/v1/assist_service.proto.
  */
 export const file_callpilot_v1_assist_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjYWxscGlsb3QvdjEvYXNzaXN0X3NlcnZpY2UucHJvdG8SDGNhbGxwaWxvdC52MSLQAQoRU3RyZWFtQ2FsbFJlcXVlc3QSKgoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWdIABIpCgVhdWRpbxgCIAEoCzIYLmNhbGxwaWxvdC52MS5BdWRpb0NodW5rSAASKwoJdGV4dF90dXJuGAMgASgLMhYuY2FsbHBpbG90LnYxLlRleHRUdXJuSAASLAoHY29udHJvbBgEIAEoCzIZLmNhbGxwaWxvdC52MS5DYWxsQ29udHJvbEgAQgkKB3JlcXVlc3QiGgoKQXVkaW9DaHVuaxIMCgRkYXRhGAEgASgMIkEKCFRleHRUdXJuEicKBHJvbGUYASABKA4yGS5jYWxscGlsb3QudjEuU3BlYWtlclJvbGUSDAoEdGV4dBgCIAEoCSIbCgpTdWdnZXN0Tm93Eg0KBXF1ZXJ5GAEgASgJIhsKCUVuZE9mQ2FsbBIOCgZkZXRhaWwYASABKAkidgoSU3VnZ2VzdGlvbkZlZWRiYWNrEhUKDXN1Z2dlc3Rpb25faWQYASABKAkSKAoEa2luZBgCIAEoDjIaLmNhbGxwaWxvdC52MS5GZWVkYmFja0tpbmQSDgoGcmF0aW5nGAMgASgFEg8KB2NvbW1lbnQYBCABKAki5AEKC0NhbGxDb250cm9sEi8KC3N1Z2dlc3Rfbm93GAEgASgLMhguY2FsbHBpbG90LnYxLlN1Z2dlc3ROb3dIABIuCgtlbmRfb2ZfY2FsbBgCIAEoCzIXLmNhbGxwaWxvdC52MS5FbmRPZkNhbGxIABI0CghmZWVkYmFjaxgDIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2tIABIzCg10b29sX2RlY2lzaW9uGAQgASgLMhouY2FsbHBpbG90LnYxLlRvb2xEZWNpc2lvbkgAQgkKB2NvbnRyb2wiPAoSU3RyZWFtQ2FsbFJlc3BvbnNlEiYKBWV2ZW50GAEgASgLMhcuY2FsbHBpbG90LnYxLkNhbGxFdmVudCI6ChBXYXRjaENhbGxSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSFQoNZnJvbV9zZXF1ZW5jZRgCIAEoAyI7ChFXYXRjaENhbGxSZXNwb25zZRImCgVldmVudBgBIAEoCzIXLmNhbGxwaWxvdC52MS5DYWxsRXZlbnQiPQoRQ3JlYXRlQ2FsbFJlcXVlc3QSKAoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWcihgEKEkNyZWF0ZUNhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSEgoKam9pbl90b2tlbhgCIAEoCRI6ChZqb2luX3Rva2VuX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIhCg5HZXRDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJIrwBCgpTdWdnZXN0aW9uEjUKCnN1Z2dlc3Rpb24YASABKAsyIS5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbkNvbXBsZXRlZBIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc3VwZXJzZWRlZBgDIAEoCBIyCghmZWVkYmFjaxgEIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2si8AEKD0dldENhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSMgoKdHJhbnNjcmlwdBgCIAMoCzIeLmNhbGxwaWxvdC52MS5UcmFuc2NyaXB0VXBkYXRlEioKCnRvb2xfY2FsbHMYAyADKAsyFi5jYWxscGlsb3QudjEuVG9vbENhbGwSLQoLc3VnZ2VzdGlvbnMYBCADKAsyGC5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbhIsCgdjb250ZXh0GAUgASgLMhsuY2FsbHBpbG90LnYxLkNvbnRleHRVcGRhdGUiYQoQTGlzdENhbGxzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRImCgVzdGF0ZRgDIAEoDjIXLmNhbGxwaWxvdC52MS5DYWxsU3RhdGUiTwoRTGlzdENhbGxzUmVzcG9uc2USIQoFY2FsbHMYASADKAsyEi5jYWxscGlsb3QudjEuQ2FsbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMQoORW5kQ2FsbFJlcXVlc3QSDwoHY2FsbF9pZBgBIAEoCRIOCgZkZXRhaWwYAiABKAkiMwoPRW5kQ2FsbFJlc3BvbnNlEiAKBGNhbGwYASABKAsyEi5jYWxscGlsb3QudjEuQ2FsbCKPAQoVU3VibWl0RmVlZGJhY2tSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSMgoIZmVlZGJhY2sYAiABKAsyIC5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbkZlZWRiYWNrEjEKDXRvb2xfZGVjaXNpb24YAyABKAsyGi5jYWxscGlsb3QudjEuVG9vbERlY2lzaW9uInEKFlN1Ym1pdEZlZWRiYWNrUmVzcG9uc2USLAoKc3VnZ2VzdGlvbhgBIAEoCzIYLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uEikKCXRvb2xfY2FsbBgCIAEoCzIWLmNhbGxwaWxvdC52MS5Ub29sQ2FsbCp7CgxGZWVkYmFja0tpbmQSHQoZRkVFREJBQ0tfS0lORF9VTlNQRUNJRklFRBAAEhYKEkZFRURCQUNLX0tJTkRfVVNFRBABEhsKF0ZFRURCQUNLX0tJTkRfRElTTUlTU0VEEAISFwoTRkVFREJBQ0tfS0lORF9SQVRFRBADMsAECg1Bc3Npc3RTZXJ2aWNlElMKClN0cmVhbUNhbGwSHy5jYWxscGlsb3QudjEuU3RyZWFtQ2FsbFJlcXVlc3QaIC5jYWxscGlsb3QudjEuU3RyZWFtQ2FsbFJlc3BvbnNlKAEwARJOCglXYXRjaENhbGwSHi5jYWxscGlsb3QudjEuV2F0Y2hDYWxsUmVxdWVzdBofLmNhbGxwaWxvdC52MS5XYXRjaENhbGxSZXNwb25zZTABEk8KCkNyZWF0ZUNhbGwSHy5jYWxscGlsb3QudjEuQ3JlYXRlQ2FsbFJlcXVlc3QaIC5jYWxscGlsb3QudjEuQ3JlYXRlQ2FsbFJlc3BvbnNlEkYKB0dldENhbGwSHC5jYWxscGlsb3QudjEuR2V0Q2FsbFJlcXVlc3QaHS5jYWxscGlsb3QudjEuR2V0Q2FsbFJlc3BvbnNlEkwKCUxpc3RDYWxscxIeLmNhbGxwaWxvdC52MS5MaXN0Q2FsbHNSZXF1ZXN0Gh8uY2FsbHBpbG90LnYxLkxpc3RDYWxsc1Jlc3BvbnNlEkYKB0VuZENhbGwSHC5jYWxscGlsb3QudjEuRW5kQ2FsbFJlcXVlc3QaHS5jYWxscGlsb3QudjEuRW5kQ2FsbFJlc3BvbnNlElsKDlN1Ym1pdEZlZWRiYWNrEiMuY2FsbHBpbG90LnYxLlN1Ym1pdEZlZWRiYWNrUmVxdWVzdBokLmNhbGxwaWxvdC52MS5TdWJtaXRGZWVkYmFja1Jlc3BvbnNlYgZwcm90bzM", [file_callpilot_v1_call, file_callpilot_v1_common, file_callpilot_v1_events, file_google_protobuf_timestamp]);
+  fileDesc("CiFjYWxscGlsb3QvdjEvYXNzaXN0X3NlcnZpY2UucHJvdG8SDGNhbGxwaWxvdC52MSLQAQoRU3RyZWFtQ2FsbFJlcXVlc3QSKgoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWdIABIpCgVhdWRpbxgCIAEoCzIYLmNhbGxwaWxvdC52MS5BdWRpb0NodW5rSAASKwoJdGV4dF90dXJuGAMgASgLMhYuY2FsbHBpbG90LnYxLlRleHRUdXJuSAASLAoHY29udHJvbBgEIAEoCzIZLmNhbGxwaWxvdC52MS5DYWxsQ29udHJvbEgAQgkKB3JlcXVlc3QiGgoKQXVkaW9DaHVuaxIMCgRkYXRhGAEgASgMIkEKCFRleHRUdXJuEicKBHJvbGUYASABKA4yGS5jYWxscGlsb3QudjEuU3BlYWtlclJvbGUSDAoEdGV4dBgCIAEoCSIbCgpTdWdnZXN0Tm93Eg0KBXF1ZXJ5GAEgASgJIhsKCUVuZE9mQ2FsbBIOCgZkZXRhaWwYASABKAkidgoSU3VnZ2VzdGlvbkZlZWRiYWNrEhUKDXN1Z2dlc3Rpb25faWQYASABKAkSKAoEa2luZBgCIAEoDjIaLmNhbGxwaWxvdC52MS5GZWVkYmFja0tpbmQSDgoGcmF0aW5nGAMgASgFEg8KB2NvbW1lbnQYBCABKAki5AEKC0NhbGxDb250cm9sEi8KC3N1Z2dlc3Rfbm93GAEgASgLMhguY2FsbHBpbG90LnYxLlN1Z2dlc3ROb3dIABIuCgtlbmRfb2ZfY2FsbBgCIAEoCzIXLmNhbGxwaWxvdC52MS5FbmRPZkNhbGxIABI0CghmZWVkYmFjaxgDIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2tIABIzCg10b29sX2RlY2lzaW9uGAQgASgLMhouY2FsbHBpbG90LnYxLlRvb2xEZWNpc2lvbkgAQgkKB2NvbnRyb2wiPAoSU3RyZWFtQ2FsbFJlc3BvbnNlEiYKBWV2ZW50GAEgASgLMhcuY2FsbHBpbG90LnYxLkNhbGxFdmVudCI6ChBXYXRjaENhbGxSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSFQoNZnJvbV9zZXF1ZW5jZRgCIAEoAyI7ChFXYXRjaENhbGxSZXNwb25zZRImCgVldmVudBgBIAEoCzIXLmNhbGxwaWxvdC52MS5DYWxsRXZlbnQiPQoRQ3JlYXRlQ2FsbFJlcXVlc3QSKAoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWcihgEKEkNyZWF0ZUNhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSEgoKam9pbl90b2tlbhgCIAEoCRI6ChZqb2luX3Rva2VuX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIhCg5HZXRDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJIrwBCgpTdWdnZXN0aW9uEjUKCnN1Z2dlc3Rpb24YASABKAsyIS5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbkNvbXBsZXRlZBIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc3VwZXJzZWRlZBgDIAEoCBIyCghmZWVkYmFjaxgEIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2silwIKD0dldENhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSMgoKdHJhbnNjcmlwdBgCIAMoCzIeLmNhbGxwaWxvdC52MS5UcmFuc2NyaXB0VXBkYXRlEioKCnRvb2xfY2FsbHMYAyADKAsyFi5jYWxscGlsb3QudjEuVG9vbENhbGwSLQoLc3VnZ2VzdGlvbnMYBCADKAsyGC5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbhIsCgdjb250ZXh0GAUgASgLMhsuY2FsbHBpbG90LnYxLkNvbnRleHRVcGRhdGUSJQoHd3JhcF91cBgGIAEoCzIULmNhbGxwaWxvdC52MS5XcmFwVXAiYQoQTGlzdENhbGxzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRImCgVzdGF0ZRgDIAEoDjIXLmNhbGxwaWxvdC52MS5DYWxsU3RhdGUiTwoRTGlzdENhbGxzUmVzcG9uc2USIQoFY2FsbHMYASADKAsyEi5jYWxscGlsb3QudjEuQ2FsbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMQoORW5kQ2FsbFJlcXVlc3QSDwoHY2FsbF9pZBgBIAEoCRIOCgZkZXRhaWwYAiABKAkiMwoPRW5kQ2FsbFJlc3BvbnNlEiAKBGNhbGwYASABKAsyEi5jYWxscGlsb3QudjEuQ2FsbCKPAQoVU3VibWl0RmVlZGJhY2tSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSMgoIZmVlZGJhY2sYAiABKAsyIC5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbkZlZWRiYWNrEjEKDXRvb2xfZGVjaXNpb24YAyABKAsyGi5jYWxscGlsb3QudjEuVG9vbERlY2lzaW9uInEKFlN1Ym1pdEZlZWRiYWNrUmVzcG9uc2USLAoKc3VnZ2VzdGlvbhgBIAEoCzIYLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uEikKCXRvb2xfY2FsbBgCIAEoCzIWLmNhbGxwaWxvdC52MS5Ub29sQ2FsbCKxAQoGV3JhcFVwEg8KB3N1bW1hcnkYASABKAkSLgoLZGlzcG9zaXRpb24YAiABKA4yGS5jYWxscGlsb3QudjEuRGlzcG9zaXRpb24SEgoKZm9sbG93X3VwcxgDIAMoCRINCgVub3RlcxgEIAEoCRIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdXBkYXRlZF9ieRgGIAEoCSJLChFTYXZlV3JhcFVwUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEiUKB3dyYXBfdXAYAiABKAsyFC5jYWxscGlsb3QudjEuV3JhcFVwIjsKElNhdmVXcmFwVXBSZXNwb25zZRIlCgd3cmFwX3VwGAEgASgLMhQuY2FsbHBpbG90LnYxLldyYXBVcCp7CgxGZWVkYmFja0tpbmQSHQoZRkVFREJBQ0tfS0lORF9VTlNQRUNJRklFRBAAEhYKEkZFRURCQUNLX0tJTkRfVVNFRBABEhsKF0ZFRURCQUNLX0tJTkRfRElTTUlTU0VEEAISFwoTRkVFREJBQ0tfS0lORF9SQVRFRBADKpYBCgtEaXNwb3NpdGlvbhIbChdESVNQT1NJVElPTl9VTlNQRUNJRklFRBAAEhgKFERJU1BPU0lUSU9OX1JFU09MVkVEEAESGQoVRElTUE9TSVRJT05fRk9MTE9XX1VQEAISGQoVRElTUE9TSVRJT05fRVNDQUxBVEVEEAMSGgoWRElTUE9TSVRJT05fVU5SRVNPTFZFRBAEMpEFCg1Bc3Npc3RTZXJ2aWNlElMKClN0cmVhbUNhbGwSHy5jYWxscGlsb3QudjEuU3RyZWFtQ2FsbFJlcXVlc3QaIC5jYWxscGlsb3QudjEuU3RyZWFtQ2FsbFJlc3BvbnNlKAEwARJOCglXYXRjaENhbGwSHi5jYWxscGlsb3QudjEuV2F0Y2hDYWxsUmVxdWVzdBofLmNhbGxwaWxvdC52MS5XYXRjaENhbGxSZXNwb25zZTABEk8KCkNyZWF0ZUNhbGwSHy5jYWxscGlsb3QudjEuQ3JlYXRlQ2FsbFJlcXVlc3QaIC5jYWxscGlsb3QudjEuQ3JlYXRlQ2FsbFJlc3BvbnNlEkYKB0dldENhbGwSHC5jYWxscGlsb3QudjEuR2V0Q2FsbFJlcXVlc3QaHS5jYWxscGlsb3QudjEuR2V0Q2FsbFJlc3BvbnNlEkwKCUxpc3RDYWxscxIeLmNhbGxwaWxvdC52MS5MaXN0Q2FsbHNSZXF1ZXN0Gh8uY2FsbHBpbG90LnYxLkxpc3RDYWxsc1Jlc3BvbnNlEkYKB0VuZENhbGwSHC5jYWxscGlsb3QudjEuRW5kQ2FsbFJlcXVlc3QaHS5jYWxscGlsb3QudjEuRW5kQ2FsbFJlc3BvbnNlElsKDlN1Ym1pdEZlZWRiYWNrEiMuY2FsbHBpbG90LnYxLlN1Ym1pdEZlZWRiYWNrUmVxdWVzdBokLmNhbGxwaWxvdC52MS5TdWJtaXRGZWVkYmFja1Jlc3BvbnNlEk8KClNhdmVXcmFwVXASHy5jYWxscGlsb3QudjEuU2F2ZVdyYXBVcFJlcXVlc3QaIC5jYWxscGlsb3QudjEuU2F2ZVdyYXBVcFJlc3BvbnNlYgZwcm90bzM", [file_callpilot_v1_call, file_callpilot_v1_common, file_callpilot_v1_events, file_google_protobuf_timestamp]);
 
 /**
  * One message of a `StreamCall` request stream.
@@ -495,6 +495,13 @@ export type GetCallResponse = Message<"callpilot.v1.GetCallResponse"> & {
    * @generated from field: callpilot.v1.ContextUpdate context = 5;
    */
   context?: ContextUpdate | undefined;
+
+  /**
+   * The agent's saved wrap-up; unset until one is saved.
+   *
+   * @generated from field: callpilot.v1.WrapUp wrap_up = 6;
+   */
+  wrapUp?: WrapUp | undefined;
 };
 
 /**
@@ -680,6 +687,111 @@ export const SubmitFeedbackResponseSchema: GenMessage<SubmitFeedbackResponse> = 
   messageDesc(file_callpilot_v1_assist_service, 20);
 
 /**
+ * The agent's wrap-up of a call: what happened and what comes next.
+ *
+ * @generated from message callpilot.v1.WrapUp
+ */
+export type WrapUp = Message<"callpilot.v1.WrapUp"> & {
+  /**
+   * Summary of the call in the agent's words, at most 4000 characters.
+   *
+   * @generated from field: string summary = 1;
+   */
+  summary: string;
+
+  /**
+   * How the call was resolved.
+   *
+   * @generated from field: callpilot.v1.Disposition disposition = 2;
+   */
+  disposition: Disposition;
+
+  /**
+   * Things to do after the call, each 1 to 500 characters, at most 20.
+   *
+   * @generated from field: repeated string follow_ups = 3;
+   */
+  followUps: string[];
+
+  /**
+   * Free-form notes, at most 4000 characters.
+   *
+   * @generated from field: string notes = 4;
+   */
+  notes: string;
+
+  /**
+   * When it was last saved. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 5;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * Who last saved it (the caller's subject). Output only.
+   *
+   * @generated from field: string updated_by = 6;
+   */
+  updatedBy: string;
+};
+
+/**
+ * Describes the message callpilot.v1.WrapUp.
+ * Use `create(WrapUpSchema)` to create a new message.
+ */
+export const WrapUpSchema: GenMessage<WrapUp> = /*@__PURE__*/
+  messageDesc(file_callpilot_v1_assist_service, 21);
+
+/**
+ * Request of `SaveWrapUp`.
+ *
+ * @generated from message callpilot.v1.SaveWrapUpRequest
+ */
+export type SaveWrapUpRequest = Message<"callpilot.v1.SaveWrapUpRequest"> & {
+  /**
+   * The call, live or ended. Required.
+   *
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+
+  /**
+   * The wrap-up to save; replaces any saved before. Required.
+   *
+   * @generated from field: callpilot.v1.WrapUp wrap_up = 2;
+   */
+  wrapUp?: WrapUp | undefined;
+};
+
+/**
+ * Describes the message callpilot.v1.SaveWrapUpRequest.
+ * Use `create(SaveWrapUpRequestSchema)` to create a new message.
+ */
+export const SaveWrapUpRequestSchema: GenMessage<SaveWrapUpRequest> = /*@__PURE__*/
+  messageDesc(file_callpilot_v1_assist_service, 22);
+
+/**
+ * Response of `SaveWrapUp`.
+ *
+ * @generated from message callpilot.v1.SaveWrapUpResponse
+ */
+export type SaveWrapUpResponse = Message<"callpilot.v1.SaveWrapUpResponse"> & {
+  /**
+   * The wrap-up as saved, with `update_time` and `updated_by` set.
+   *
+   * @generated from field: callpilot.v1.WrapUp wrap_up = 1;
+   */
+  wrapUp?: WrapUp | undefined;
+};
+
+/**
+ * Describes the message callpilot.v1.SaveWrapUpResponse.
+ * Use `create(SaveWrapUpResponseSchema)` to create a new message.
+ */
+export const SaveWrapUpResponseSchema: GenMessage<SaveWrapUpResponse> = /*@__PURE__*/
+  messageDesc(file_callpilot_v1_assist_service, 23);
+
+/**
  * What the agent did with a suggestion.
  *
  * @generated from enum callpilot.v1.FeedbackKind
@@ -719,6 +831,54 @@ export enum FeedbackKind {
  */
 export const FeedbackKindSchema: GenEnum<FeedbackKind> = /*@__PURE__*/
   enumDesc(file_callpilot_v1_assist_service, 0);
+
+/**
+ * How a call was resolved, as the agent records it in the wrap-up.
+ *
+ * @generated from enum callpilot.v1.Disposition
+ */
+export enum Disposition {
+  /**
+   * Not chosen yet.
+   *
+   * @generated from enum value: DISPOSITION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The customer's issue was resolved on the call.
+   *
+   * @generated from enum value: DISPOSITION_RESOLVED = 1;
+   */
+  RESOLVED = 1,
+
+  /**
+   * Something remains to be done after the call (see `follow_ups`).
+   *
+   * @generated from enum value: DISPOSITION_FOLLOW_UP = 2;
+   */
+  FOLLOW_UP = 2,
+
+  /**
+   * The call was handed to another team or a supervisor.
+   *
+   * @generated from enum value: DISPOSITION_ESCALATED = 3;
+   */
+  ESCALATED = 3,
+
+  /**
+   * The issue could not be resolved.
+   *
+   * @generated from enum value: DISPOSITION_UNRESOLVED = 4;
+   */
+  UNRESOLVED = 4,
+}
+
+/**
+ * Describes the enum callpilot.v1.Disposition.
+ */
+export const DispositionSchema: GenEnum<Disposition> = /*@__PURE__*/
+  enumDesc(file_callpilot_v1_assist_service, 1);
 
 /**
  * Live assistance for calls: audio and text in, transcript, context, tool
@@ -806,6 +966,18 @@ export const AssistService: GenService<{
     methodKind: "unary";
     input: typeof SubmitFeedbackRequestSchema;
     output: typeof SubmitFeedbackResponseSchema;
+  },
+  /**
+   * Saves the agent's wrap-up of a call (summary, disposition, follow-ups,
+   * notes), on a live or an ended call. The last save wins; `GetCall` returns
+   * it as `wrap_up`.
+   *
+   * @generated from rpc callpilot.v1.AssistService.SaveWrapUp
+   */
+  saveWrapUp: {
+    methodKind: "unary";
+    input: typeof SaveWrapUpRequestSchema;
+    output: typeof SaveWrapUpResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_callpilot_v1_assist_service, 0);
