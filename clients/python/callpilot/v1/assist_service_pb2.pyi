@@ -67,6 +67,8 @@ class _DispositionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Dispositi
     """The call was handed to another team or a supervisor."""
     DISPOSITION_UNRESOLVED: _Disposition.ValueType  # 4
     """The issue could not be resolved."""
+    DISPOSITION_CALLBACK: _Disposition.ValueType  # 5
+    """The customer will call back."""
 
 class Disposition(_Disposition, metaclass=_DispositionEnumTypeWrapper):
     """How a call was resolved, as the agent records it in the wrap-up."""
@@ -81,6 +83,8 @@ DISPOSITION_ESCALATED: Disposition.ValueType  # 3
 """The call was handed to another team or a supervisor."""
 DISPOSITION_UNRESOLVED: Disposition.ValueType  # 4
 """The issue could not be resolved."""
+DISPOSITION_CALLBACK: Disposition.ValueType  # 5
+"""The customer will call back."""
 Global___Disposition: _TypeAlias = Disposition  # noqa: Y015
 
 @_typing.final
