@@ -33,3 +33,7 @@ bench: setup-test
 	.venv/bin/python tests/benchmarks/providers_overhead.py
 	.venv/bin/python tests/benchmarks/webrtc_gateway.py
 	.venv/bin/python tests/benchmarks/speech_accuracy.py
+	.venv/bin/python tests/benchmarks/cluster.py
+	.venv/bin/python tests/benchmarks/connectors.py
+	.venv/bin/python tests/benchmarks/webhooks.py
+	.venv/bin/python tests/benchmarks/pipeline.py --database postgres --capacity null:10,50,100,200 whisper:1,2,4 deepgram:10,50,100

@@ -147,12 +147,15 @@ class MemoryCallLog:
         found = [e for e in self.events.get(call_id, []) if e.sequence >= from_sequence]
         return found if limit is None else found[:limit]
 
-    async def get_transcript(self, call_id: str) -> list[events_pb2.TranscriptUpdate]:
-        return [
+    async def get_transcript(
+        self, call_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[events_pb2.TranscriptUpdate]:
+        finals = [
             e.transcript
             for e in self.events.get(call_id, [])
             if e.WhichOneof("payload") == "transcript" and e.transcript.is_final
         ]
+        return finals[offset:] if limit is None else finals[offset : offset + limit]
 
     async def get_tool_calls(self, call_id: str) -> list[events_pb2.ToolCall]:
         return list(self.tool_calls.get(call_id, {}).values())

@@ -22,6 +22,7 @@ from callpilot.server.config import Settings, env_names
 from support import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
+SERVERS = ("server-a", "server-b")
 
 _STRINGS = {"type": "array", "items": {"type": "string"}, "minItems": 1}
 SCHEMA: dict[str, Any] = {
@@ -39,7 +40,10 @@ SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "anyOf": [{"required": ["image"]}, {"required": ["build"]}],
-            "required": ["healthcheck", "restart"],
+            "required": ["restart"],
+            # Long-running services have a health check; a one-shot (`restart: "no"`) need not.
+            "if": {"properties": {"restart": {"const": "no"}}},
+            "else": {"required": ["healthcheck"]},
             "properties": {
                 "image": {"type": "string"},
                 "build": {
@@ -56,6 +60,14 @@ SCHEMA: dict[str, Any] = {
                     "items": {"type": "string", "pattern": r"^[0-9.:\-]+(/(tcp|udp))?$"},
                 },
                 "volumes": _STRINGS,
+                "networks": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"aliases": _STRINGS},
+                    },
+                },
                 "depends_on": {
                     "type": "object",
                     "additionalProperties": {
@@ -131,14 +143,22 @@ def command_of(service: dict[str, Any]) -> list[str]:
 
 def test_compose_file_matches_the_schema(compose: dict[str, Any]) -> None:
     jsonschema.validate(compose, SCHEMA, cls=jsonschema.Draft202012Validator)
-    assert set(compose["services"]) == {"server", "gateway", "postgres", "redis", "coturn"}
+    assert set(compose["services"]) == {
+        "server-a",
+        "server-b",
+        "keys",
+        "gateway",
+        "postgres",
+        "redis",
+        "coturn",
+    }
     for name, service in compose["services"].items():
         for dependency in service.get("depends_on", {}):
             assert dependency in compose["services"], (name, dependency)
             assert "healthcheck" in compose["services"][dependency]
-    for name in ("server", "gateway"):
+    for name in (*SERVERS, "gateway", "keys"):
         assert compose["services"][name]["image"] == "callpilot:local"
-    assert (ROOT / compose["services"]["server"]["build"]["dockerfile"]).is_file()
+    assert (ROOT / compose["services"]["server-a"]["build"]["dockerfile"]).is_file()
 
 
 def test_required_secrets_fail_loudly_when_missing(compose: dict[str, Any]) -> None:
@@ -146,8 +166,11 @@ def test_required_secrets_fail_loudly_when_missing(compose: dict[str, Any]) -> N
         env_of(compose["services"]["gateway"], {})
 
 
-def test_server_command_and_environment_are_what_the_server_accepts(compose: dict[str, Any]) -> None:
-    service = compose["services"]["server"]
+@pytest.mark.parametrize("name", SERVERS)
+def test_server_command_and_environment_are_what_the_server_accepts(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = compose["services"][name]
     command = command_of(service)
     assert command[0] == "callpilot"
     args = build_parser().parse_args(command[1:])
@@ -163,7 +186,11 @@ def test_server_command_and_environment_are_what_the_server_accepts(compose: dic
         f"postgresql+asyncpg://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}"
     )
     assert settings.host == "0.0.0.0"
-    assert f"{settings.port}:{settings.port}" in service["ports"][0]
+    # Many instances: Redis really used, and authentication on (the port is not loopback).
+    assert settings.redis_url == "redis://redis:6379/0" and "redis" in service["depends_on"]
+    assert settings.auth_enabled
+    assert service["ports"][0].endswith(f":{settings.port}")
+    assert "server" in service["networks"]["default"]["aliases"]
     health = " ".join(service["healthcheck"]["test"])
     assert f"127.0.0.1:{settings.port}" in health
 
@@ -178,8 +205,10 @@ def test_gateway_command_and_environment_are_what_the_gateway_accepts(compose: d
     settings = GatewaySettings.from_env(env, host=args.host, port=args.port, server=args.server)
     assert not settings.ice_loopback, "loopback ICE is for development and tests only"
     # It reaches the server service on the port the server listens on.
-    server_args = build_parser().parse_args(command_of(compose["services"]["server"])[1:])
-    assert settings.server == f"server:{server_args.port}"
+    # The `server` alias that every replica carries, resolved by gRPC's DNS resolver.
+    server_args = build_parser().parse_args(command_of(compose["services"]["server-a"])[1:])
+    assert settings.server == f"dns:///server:{server_args.port}"
+    assert set(SERVERS) <= set(service["depends_on"])
     assert f"{settings.port}:{settings.port}" in service["ports"]
     assert f"127.0.0.1:{settings.port}/healthz" in " ".join(service["healthcheck"]["test"])
     # TURN: credentials from the same secret coturn verifies, on the port coturn listens on.
@@ -187,6 +216,19 @@ def test_gateway_command_and_environment_are_what_the_gateway_accepts(compose: d
     assert settings.turn_ttl_s == 3600 and settings.allowed_origins == ("https://agents.example.com",)
     coturn = command_of(compose["services"]["coturn"])
     assert f"--static-auth-secret={settings.turn_secret}" in coturn
+
+
+def test_keys_is_a_one_shot_that_creates_an_integrator_key(compose: dict[str, Any]) -> None:
+    service = compose["services"]["keys"]
+    args = build_parser().parse_args(command_of(service)[1:])
+    assert (args.command, args.keys_command, args.role) == ("keys", "create", "integrator")
+    assert service["restart"] == "no"
+    assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # The same database as the servers, so they accept the key it prints.
+    assert (
+        env_of(service)["CALLPILOT_DATABASE_URL"]
+        == env_of(compose["services"]["server-a"])["CALLPILOT_DATABASE_URL"]
+    )
 
 
 def test_coturn_uses_rest_credentials_and_denies_private_peers(compose: dict[str, Any]) -> None:

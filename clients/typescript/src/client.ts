@@ -127,8 +127,20 @@ export class CallpilotClient {
     return new CallWatch((request, callOptions) => this.assist.watchCall(request, { ...callOptions, headers }), callId, options);
   }
 
+  /**
+   * The call with its whole transcript: a long transcript comes in pages
+   * (`transcriptNextPageToken`), which this reads with `ListTranscript` and joins.
+   */
   async getCall(callId: string, options?: RequestOptions): Promise<GetCallResponse> {
-    return rpc(this.assist.getCall({ callId }, this.callOptions(options)));
+    const response = await rpc(this.assist.getCall({ callId }, this.callOptions(options)));
+    let token = response.transcriptNextPageToken;
+    while (token) {
+      const page = await rpc(this.assist.listTranscript({ callId, pageToken: token }, this.callOptions(options)));
+      response.transcript.push(...page.segments);
+      token = page.nextPageToken;
+    }
+    response.transcriptNextPageToken = "";
+    return response;
   }
 
   async listCalls(

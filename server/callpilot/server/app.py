@@ -3,8 +3,10 @@
 Start-up order matters: configuration and providers are validated, the
 model is loaded and calls left ACTIVE by a dead process are ended before
 the port opens, so a listening server is a working one. On SIGTERM/SIGINT health turns NOT_SERVING, new calls are refused with
-UNAVAILABLE, live calls flush their finals into the store, and the process
-exits within the grace period.
+UNAVAILABLE (ErrorInfo SERVER_DRAINING, RetryInfo), live calls flush their
+finals into the store within the grace period; a call still flushing then
+is cut short (SHUTDOWN_CUT_SHORT notice, then call_ended), and its stream
+delivers call_ended before the port closes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from callpilot.server.api.assist import AssistServicer
 from callpilot.server.api.directory import DirectoryServicer
 from callpilot.server.api.floor import FloorServicer
 from callpilot.server.api.insights import InsightsServicer
+from callpilot.server.api.status import abort
 from callpilot.server.api.webhooks import WebhookServicer
 from callpilot.server.auth.join_tokens import JoinTokens
 from callpilot.server.auth.setup import build_auth, server_credentials
@@ -31,7 +34,7 @@ from callpilot.server.cluster.link import ClusterLink, control_handler
 from callpilot.server.cluster.reaper import Reaper
 from callpilot.server.cluster.redis_bus import RedisBus
 from callpilot.server.config import Settings
-from callpilot.server.manager import SessionManager
+from callpilot.server.manager import SessionManager, draining_error
 from callpilot.server.providers import build_stt
 from callpilot.server.store import Store
 from callpilot.server.stt.base import STTEngine
@@ -56,10 +59,12 @@ from grpc_reflection.v1alpha import reflection
 
 log = logging.getLogger("callpilot.server")
 
-# An audio chunk may be 64 KiB; the rest is room for the message framing.
-# Our own check rejects larger audio with a detailed status; anything larger
-# than this is refused by gRPC itself with RESOURCE_EXHAUSTED.
-MAX_RECEIVE_MESSAGE = 64 * 1024 + 16 * 1024
+# An audio chunk may be 64 KiB (MAX_REQUEST_BYTES in api.assist is 80 KiB).
+# gRPC's own limit is set well above ours so that an oversize message reaches
+# our check, which answers with details and ends the call as INVALID_INPUT;
+# gRPC refusing it instead would end the request stream as if the client had
+# closed it. Only a message past this limit is refused by gRPC itself.
+MAX_RECEIVE_MESSAGE = 4 * 1024 * 1024
 
 # Keepalive policy. Calls are long-lived streams that can be silent for
 # minutes (hold music is still audio, but a text-only integration may be
@@ -80,6 +85,9 @@ SERVER_OPTIONS: list[tuple[str, Any]] = [
     # port would start silently and share its connections: refuse instead.
     ("grpc.so_reuseport", 0),
 ]
+
+# After the calls have ended, how long their streams get to deliver call_ended.
+STREAM_CLOSE_S = 2.0
 
 CALL_CREATING_METHODS = frozenset(
     {"/callpilot.v1.AssistService/StreamCall", "/callpilot.v1.AssistService/CreateCall"}
@@ -103,13 +111,13 @@ class _DrainInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
 
 def _unavailable_handler(method: str) -> grpc.RpcMethodHandler[Any, Any]:
-    message = "the server is shutting down and accepts no new calls; retry on another instance"
+    """UNAVAILABLE with ErrorInfo SERVER_DRAINING and a RetryInfo, as the managers refuse."""
 
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, message)
+        await abort(context, draining_error())
 
     async def stream(request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, message)
+        await abort(context, draining_error())
 
     if method.endswith("/StreamCall"):
         return grpc.stream_stream_rpc_method_handler(stream)
@@ -119,8 +127,10 @@ def _unavailable_handler(method: str) -> grpc.RpcMethodHandler[Any, Any]:
 class CallpilotServer:
     """A running server; `start()` then `wait()` or `stop()`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, stt: STTEngine | None = None) -> None:
+        """`stt`, when given, replaces the configured engine (embedding and fault tests)."""
         self.settings = settings
+        self._stt_override = stt
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._health = health_aio.HealthServicer()
@@ -152,7 +162,8 @@ class CallpilotServer:
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        stt = build_stt(s)  # a cloud engine comes wrapped with its fallback (warmed up together)
+        # A cloud engine comes wrapped with its fallback (warmed up together).
+        stt = self._stt_override if self._stt_override is not None else build_stt(s)
         await stt.warm_up()
         store = await Store.open(s.effective_database_url, seed_demo=s.seed_demo, tenant_id=s.tenant_id)
         self._store = store
@@ -174,7 +185,13 @@ class CallpilotServer:
         auth, self._join_tokens = build_auth(s, store)
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[auth, self._drain])
         assist_service_pb2_grpc.add_AssistServiceServicer_to_server(
-            AssistServicer(tenants, self._join_tokens), server
+            AssistServicer(
+                tenants,
+                self._join_tokens,
+                max_watchers_per_call=s.max_watchers_per_call,
+                max_watchers=s.max_watchers,
+            ),
+            server,
         )
         directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(
             DirectoryServicer(lambda: tenants.current().deps.directory), server
@@ -319,7 +336,8 @@ class CallpilotServer:
                 *(scope.manager.drain(max(0.0, deadline - loop.time())) for scope in self._tenants.all())
             )
         if self._server is not None:
-            await self._server.stop(max(0.5, deadline - loop.time()))
+            # Every call has ended by now; streams get a moment to deliver call_ended.
+            await self._server.stop(max(STREAM_CLOSE_S, deadline - loop.time()))
         for scope in self._tenants.all() if self._tenants is not None else []:
             with contextlib.suppress(Exception):
                 await scope.deps.assistant.aclose()

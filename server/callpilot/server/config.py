@@ -249,7 +249,17 @@ class Settings(BaseSettings):
         description="OpenAI-compatible endpoint, e.g. `http://vllm:8000/v1`",
     )
     max_calls: int = Field(100, description="live calls per server; more get `RESOURCE_EXHAUSTED`")
-    shutdown_grace_s: float = Field(10.0, description="SIGTERM: time for live calls to flush their finals")
+    max_watchers_per_call: int = Field(
+        64, description="`WatchCall` streams per call; more get `RESOURCE_EXHAUSTED` with a retry delay"
+    )
+    max_watchers: int = Field(
+        2000, description="`WatchCall` streams per server; more get `RESOURCE_EXHAUSTED` with a retry delay"
+    )
+    shutdown_grace_s: float = Field(
+        10.0,
+        description="SIGTERM: time for live calls to flush their finals; calls still flushing then are "
+        "cut short (a `SHUTDOWN_CUT_SHORT` notice, then `call_ended`)",
+    )
     metrics_port: int = Field(
         0,
         description="Prometheus metrics port (per-stage latency histograms)",
@@ -350,6 +360,8 @@ class Settings(BaseSettings):
             problems.append(f"CALLPILOT_WHISPER_DEVICE must be cpu or cuda, got {self.whisper_device!r}")
         if self.max_calls < 1:
             problems.append("CALLPILOT_MAX_CALLS must be at least 1")
+        if self.max_watchers_per_call < 1 or self.max_watchers < 1:
+            problems.append("CALLPILOT_MAX_WATCHERS_PER_CALL and CALLPILOT_MAX_WATCHERS must be at least 1")
         if self.llm_timeout_s <= 0:
             problems.append("CALLPILOT_LLM_TIMEOUT_S must be positive")
         problems.extend(self._service_problems())

@@ -80,13 +80,41 @@ class FailedPrecondition(CallpilotError):
 
 
 class ResourceExhausted(CallpilotError):
+    """Over a limit; `retry_delay_s`, when set, becomes a google.rpc.RetryInfo detail."""
+
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "RESOURCE_EXHAUSTED"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "RESOURCE_EXHAUSTED",
+        metadata: dict[str, str] | None = None,
+        retry_delay_s: float | None = None,
+    ) -> None:
+        super().__init__(message, metadata=metadata)
+        self.reason = reason
+        self.retry_delay_s = retry_delay_s
+
 
 class Unavailable(CallpilotError):
+    """Try again later (or elsewhere); `retry_delay_s`, when set, becomes a RetryInfo."""
+
     code = grpc.StatusCode.UNAVAILABLE
     reason = "UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "UNAVAILABLE",
+        metadata: dict[str, str] | None = None,
+        retry_delay_s: float | None = None,
+    ) -> None:
+        super().__init__(message, metadata=metadata)
+        self.reason = reason
+        self.retry_delay_s = retry_delay_s
 
 
 @dataclass(slots=True)

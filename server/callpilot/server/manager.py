@@ -17,6 +17,18 @@ died (kill -9, OOM, power loss): its audio and STT state are gone with it
 and its client's stream broke. `recover()` ends each such call with
 CALL_END_REASON_SERVER_RESTART, appending call_ended after everything
 already stored, so its record is final and its watchers finish.
+
+Admission (see admission.py): `open` and `create_call` take their slot in
+the tenant's gate and the server's shared gate before their first await,
+so concurrent requests never overshoot a limit. The slot is released when
+the session closes or the creation fails; a call created ahead of its
+stream keeps a reservation until its stream attaches (the slot passes to
+the session), it is ended, or `reservation_s` passes.
+
+Drain: live calls get `shutdown_grace_s` to flush; a call still flushing
+then is cut short (`CallSession.cut_short`): whatever STT produced is kept,
+what it had not decoded is dropped and a durable SHUTDOWN_CUT_SHORT notice
+says so, and call_ended is written for every call.
 """
 
 from __future__ import annotations
@@ -25,15 +37,22 @@ import asyncio
 import logging
 import uuid
 
+from callpilot.server.admission import Gate, Slot, admit
 from callpilot.server.api.validation import call_not_found
 from callpilot.server.cluster.link import ClusterLink
-from callpilot.server.errors import FailedPrecondition, ResourceExhausted, Unavailable
+from callpilot.server.errors import FailedPrecondition, Unavailable
 from callpilot.server.session import CallSession, SessionDeps
 from callpilot.v1 import assist_service_pb2, call_pb2, events_pb2
 
 log = logging.getLogger("callpilot.manager")
 
 RECOVERY_PAGE = 100
+# How long a call created ahead of its stream holds its slot (by default the join token's lifetime).
+DEFAULT_RESERVATION_S = 900.0
+# After the grace, how long cut-short calls get to write their notice and call_ended.
+CUT_SHORT_WRITE_S = 5.0
+# What RetryInfo suggests to a client refused while this server drains.
+DRAIN_RETRY_S = 1.0
 
 
 class SessionManager:
@@ -44,13 +63,26 @@ class SessionManager:
         tenant_id: str,
         max_calls: int,
         cluster: ClusterLink | None = None,
+        server_gate: Gate | None = None,
+        reservation_s: float = DEFAULT_RESERVATION_S,
     ) -> None:
         self._deps = deps
         self._tenant_id = tenant_id
         self._max_calls = max_calls
+        self._tenant_gate = Gate(
+            max_calls, what=f"tenant {tenant_id!r}", setting="CALLPILOT_MAX_CALLS_PER_TENANT"
+        )
+        # The server's gate is checked first: when both are full, the server-wide limit is the news.
+        self._gates: tuple[Gate, ...] = (
+            (server_gate, self._tenant_gate) if server_gate is not None else (self._tenant_gate,)
+        )
+        self._reservation_s = reservation_s
         # Many instances: who owns each call, and forwarding to the owner.
         self._cluster = cluster
         self._sessions: dict[str, CallSession] = {}
+        self._slots: dict[CallSession, Slot] = {}
+        # Calls created ahead of their stream: their slot and its expiry.
+        self._reserved: dict[str, tuple[Slot, asyncio.TimerHandle]] = {}
         self.accepting = True
 
     @property
@@ -81,34 +113,71 @@ class SessionManager:
 
     def _check_accepting(self) -> None:
         if not self.accepting:
-            raise Unavailable(
-                "the server is shutting down and accepts no new calls; retry on another instance"
-            )
+            raise draining_error()
 
     async def create_call(self, config: call_pb2.CallConfig) -> call_pb2.Call:
-        """Create a call ahead of its stream (validated config)."""
+        """Create a call ahead of its stream (validated config); it reserves a slot.
+
+        The slot is taken before the first await (admission is atomic) and
+        held until the call's stream attaches, it is ended, or the
+        reservation expires.
+        """
         self._check_accepting()
-        call = self._new_call(config)
-        await self._deps.store.create_call(call)
+        slot = admit(*self._gates)
+        try:
+            call = self._new_call(config)
+            await self._deps.store.create_call(call)
+        except BaseException:
+            slot.release()
+            raise
+        handle = asyncio.get_running_loop().call_later(self._reservation_s, self._expire, call.call_id)
+        self._reserved[call.call_id] = (slot, handle)
         return call
+
+    def _expire(self, call_id: str) -> None:
+        """A created call was not streamed in time: its slot goes back (the call stays ACTIVE)."""
+        self._unreserve(call_id)
+
+    def _unreserve(self, call_id: str) -> Slot | None:
+        held = self._reserved.pop(call_id, None)
+        if held is None:
+            return None
+        slot, handle = held
+        handle.cancel()
+        return slot
+
+    @property
+    def calls_admitted(self) -> int:
+        """Slots this tenant holds: live sessions, sessions opening and reserved calls."""
+        return self._tenant_gate.in_use
 
     async def open(self, config: call_pb2.CallConfig) -> CallSession:
         """Create or attach the call named by `config` and return its (not yet started) session.
 
-        The session is registered even if the caller is cancelled meanwhile;
-        it is then ended at once.
+        Admission happens before the first await: a reserved call (created
+        by CreateCall) brings its own slot, any other takes one or is
+        refused with RESOURCE_EXHAUSTED. The session is registered even if
+        the caller is cancelled meanwhile; it is then ended at once.
         """
         self._check_accepting()
-        if len(self._sessions) >= self._max_calls:
-            raise ResourceExhausted(
-                f"this server already has {self._max_calls} live calls (CALLPILOT_MAX_CALLS); retry later or elsewhere"
-            )
-        task = asyncio.ensure_future(self._open(config))
+        slot = self._unreserve(config.call_id) if config.call_id else None
+        if slot is None:
+            slot = admit(*self._gates)
+        task = asyncio.ensure_future(self._open_admitted(config, slot))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             task.add_done_callback(_end_abandoned)
             raise
+
+    async def _open_admitted(self, config: call_pb2.CallConfig, slot: Slot) -> CallSession:
+        try:
+            session = await self._open(config)
+        except BaseException:
+            slot.release()
+            raise
+        self._slots[session] = slot
+        return session
 
     async def _open(self, config: call_pb2.CallConfig) -> CallSession:
         if config.call_id:
@@ -184,6 +253,9 @@ class SessionManager:
             del self._sessions[session.call_id]
             if self._cluster is not None:
                 self._cluster.release(session.call_id)
+        slot = self._slots.pop(session, None)
+        if slot is not None:
+            slot.release()
 
     async def end_call(self, call_id: str, detail: str) -> call_pb2.Call:
         session = self._sessions.get(call_id)
@@ -202,6 +274,9 @@ class SessionManager:
                 # Created but never streamed: end it through a short-lived
                 # session so the event log still closes with call_ended.
                 await self._end_orphan(call, call_pb2.CALL_END_REASON_END_CALL_RPC, detail)
+            slot = self._unreserve(call_id)
+            if slot is not None:
+                slot.release()
         call = await self._deps.store.get_call(call_id)
         assert call is not None
         return call
@@ -306,18 +381,44 @@ class SessionManager:
         return len(orphans)
 
     async def drain(self, timeout: float) -> None:
-        """Stop accepting calls and end every live one, flushing its finals."""
+        """Stop accepting calls and end every live one, flushing its finals.
+
+        Calls still flushing after `timeout` are cut short: each still gets
+        a SHUTDOWN_CUT_SHORT notice naming what was dropped, then call_ended.
+        """
         self.accepting = False
+        for call_id in list(self._reserved):
+            slot = self._unreserve(call_id)
+            if slot is not None:
+                slot.release()
         sessions = list(self._sessions.values())
         if not sessions:
             return
         log.info("draining %d live call(s)", len(sessions))
-        tasks = [
-            s.request_end(call_pb2.CALL_END_REASON_SERVER_SHUTDOWN, "server shutting down") for s in sessions
-        ]
+        tasks = {
+            s.request_end(call_pb2.CALL_END_REASON_SERVER_SHUTDOWN, "server shutting down"): s
+            for s in sessions
+        }
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        if not pending:
+            return
+        log.warning(
+            "%d call(s) did not finish draining within %.1fs; cutting them short", len(pending), timeout
+        )
+        for task in pending:
+            tasks[task].cut_short()
+        _done, pending = await asyncio.wait(pending, timeout=CUT_SHORT_WRITE_S)
         if pending:
-            log.warning("%d call(s) did not finish draining within %.1fs", len(pending), timeout)
+            log.error("%d call(s) could not record their end; start-up recovery will end them", len(pending))
+
+
+def draining_error() -> Unavailable:
+    """What a new call gets while the server drains: UNAVAILABLE, SERVER_DRAINING, a retry delay."""
+    return Unavailable(
+        "the server is shutting down and accepts no new calls; retry on another instance",
+        reason="SERVER_DRAINING",
+        retry_delay_s=DRAIN_RETRY_S,
+    )
 
 
 def _end_abandoned(task: asyncio.Future[CallSession]) -> None:

@@ -40,3 +40,13 @@ BUS_DROPPED = Counter(
     "callpilot_bus_dropped_total",
     "Events not delivered to other instances (Redis down or publish queue full); durable ones are re-read from the store",
 )
+EVENT_COMMIT = Histogram(
+    "callpilot_event_commit_seconds",
+    "Durable event handed to the store to its transaction committed (queueing included)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0, 2.5),
+)
+EVENT_COMMIT_BATCH = Histogram(
+    "callpilot_event_commit_batch_events",
+    "Durable events written per group-commit transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)

@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from callpilot.server.admission import Gate
 from callpilot.server.alerts import AlertRules
 from callpilot.server.assist.tools import ToolBox
 from callpilot.server.auth.principal import current_principal
@@ -85,8 +86,14 @@ def tenant_factory(
     make_bus: Callable[[str], InProcessBus] | None = None,
     cluster_for: Callable[[str], ClusterLink] | None = None,
 ) -> Callable[[str], TenantScope]:
-    """Builds a tenant's scope on the server's shared pool, STT engine and settings."""
+    """Builds a tenant's scope on the server's shared pool, STT engine, settings and admission gate.
+
+    Every tenant's manager shares one server gate (`CALLPILOT_MAX_CALLS`), so
+    the server-wide limit holds across tenants; each also has its own
+    (`CALLPILOT_MAX_CALLS_PER_TENANT`).
+    """
     bus_for = make_bus or (lambda _tenant: InProcessBus())
+    server_gate = Gate(settings.max_calls, what="this server", setting="CALLPILOT_MAX_CALLS")
     alert_rules = AlertRules.from_env(os.environ)
 
     def build(tenant_id: str) -> TenantScope:
@@ -105,7 +112,14 @@ def tenant_factory(
         )
         limit = settings.max_calls_per_tenant or settings.max_calls
         cluster = cluster_for(tenant_id) if cluster_for is not None else None
-        manager = SessionManager(deps, tenant_id=tenant_id, max_calls=limit, cluster=cluster)
+        manager = SessionManager(
+            deps,
+            tenant_id=tenant_id,
+            max_calls=limit,
+            cluster=cluster,
+            server_gate=server_gate,
+            reservation_s=settings.join_token_ttl_s,
+        )
         log.info("tenant %s: first request on this instance", tenant_id)
         return TenantScope(tenant_id, store, bus, manager)
 

@@ -61,6 +61,10 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    # A target that resolves to several server instances (`dns:///servers:50051`)
+    # gets each RPC, hence each call, on the next instance; a single address
+    # behaves as before.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 # Requests waiting to be sent on a live call. Audio is paced by its source and
@@ -357,8 +361,36 @@ class AsyncCallpilot:
         response = await _rpc(self.assist.CreateCall(assist_service_pb2.CreateCallRequest(config=config)))
         return response.call
 
-    async def get_call(self, call_id: str) -> assist_service_pb2.GetCallResponse:
-        return await _rpc(self.assist.GetCall(assist_service_pb2.GetCallRequest(call_id=call_id)))
+    async def get_call(
+        self, call_id: str, *, whole_transcript: bool = True
+    ) -> assist_service_pb2.GetCallResponse:
+        """The call; with `whole_transcript` (the default) every transcript page is read and joined.
+
+        The server returns the first page of a long transcript with a
+        `transcript_next_page_token`; this reads the rest with `ListTranscript`
+        and returns the response with the token cleared. With
+        `whole_transcript=False` the first page and its token come back as sent.
+        """
+        response: assist_service_pb2.GetCallResponse = await _rpc(
+            self.assist.GetCall(assist_service_pb2.GetCallRequest(call_id=call_id))
+        )
+        if whole_transcript:
+            token = response.transcript_next_page_token
+            while token:
+                page = await self.list_transcript(call_id, page_token=token)
+                response.transcript.extend(page.segments)
+                token = page.next_page_token
+            response.transcript_next_page_token = ""
+        return response
+
+    async def list_transcript(
+        self, call_id: str, *, page_size: int = 0, page_token: str = ""
+    ) -> assist_service_pb2.ListTranscriptResponse:
+        """One page of a call's final transcript (`page_token` from GetCall or the previous page)."""
+        request = assist_service_pb2.ListTranscriptRequest(
+            call_id=call_id, page_size=page_size, page_token=page_token
+        )
+        return await _rpc(self.assist.ListTranscript(request))
 
     async def list_calls(
         self,

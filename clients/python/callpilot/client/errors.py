@@ -28,6 +28,8 @@ class CallpilotError(Exception):
     reason: str = ""
     violations: list[FieldViolation] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
+    # Seconds the server asks the client to wait before retrying (google.rpc.RetryInfo), if it said.
+    retry_delay_s: float | None = None
 
     def __str__(self) -> str:
         text = f"{self.code.name}: {self.message}"
@@ -63,3 +65,7 @@ class CallpilotError(Exception):
                 detail.Unpack(info)
                 self.reason = info.reason
                 self.metadata.update(info.metadata)
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                detail.Unpack(retry)
+                self.retry_delay_s = retry.retry_delay.ToNanoseconds() / 1e9

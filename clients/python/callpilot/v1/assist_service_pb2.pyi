@@ -450,16 +450,22 @@ class GetCallRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CALL_ID_FIELD_NUMBER: _builtins.int
+    TRANSCRIPT_PAGE_SIZE_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """The call. Required."""
+    transcript_page_size: _builtins.int
+    """At most this many transcript segments in the response (0: 500, at most
+    1000). A page also stops before 1 MiB of segments.
+    """
     def __init__(
         self,
         *,
         call_id: _builtins.str = ...,
+        transcript_page_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "transcript_page_size", b"transcript_page_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -516,7 +522,12 @@ class GetCallResponse(_message.Message):
     TOOL_CALLS_FIELD_NUMBER: _builtins.int
     SUGGESTIONS_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
+    TRANSCRIPT_NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     WRAP_UP_FIELD_NUMBER: _builtins.int
+    transcript_next_page_token: _builtins.str
+    """Set when `transcript` is only the first page: pass it to
+    `ListTranscript` for the rest. Empty: `transcript` is complete.
+    """
     @_builtins.property
     def call(self) -> _call_pb2.Call:
         """The call's record."""
@@ -549,15 +560,78 @@ class GetCallResponse(_message.Message):
         tool_calls: _abc.Iterable[_events_pb2.ToolCall] | None = ...,
         suggestions: _abc.Iterable[Global___Suggestion] | None = ...,
         context: _events_pb2.ContextUpdate | None = ...,
+        transcript_next_page_token: _builtins.str = ...,
         wrap_up: Global___WrapUp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "context", b"context", "wrap_up", b"wrap_up"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "context", b"context", "suggestions", b"suggestions", "tool_calls", b"tool_calls", "transcript", b"transcript", "wrap_up", b"wrap_up"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "context", b"context", "suggestions", b"suggestions", "tool_calls", b"tool_calls", "transcript", b"transcript", "transcript_next_page_token", b"transcript_next_page_token", "wrap_up", b"wrap_up"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCallResponse: _TypeAlias = GetCallResponse  # noqa: Y015
+
+@_typing.final
+class ListTranscriptRequest(_message.Message):
+    """Request of `ListTranscript`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """The call. Required."""
+    page_size: _builtins.int
+    """At most this many segments (0: 500, at most 1000). A page also stops
+    before 1 MiB of segments.
+    """
+    page_token: _builtins.str
+    """From `GetCallResponse.transcript_next_page_token` or a previous
+    `ListTranscriptResponse.next_page_token`; empty: from the start.
+    """
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTranscriptRequest: _TypeAlias = ListTranscriptRequest  # noqa: Y015
+
+@_typing.final
+class ListTranscriptResponse(_message.Message):
+    """Response of `ListTranscript`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEGMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass to the next `ListTranscript`; empty when this was the last page."""
+    @_builtins.property
+    def segments(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.TranscriptUpdate]:
+        """Final transcript segments in order."""
+
+    def __init__(
+        self,
+        *,
+        segments: _abc.Iterable[_events_pb2.TranscriptUpdate] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "segments", b"segments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTranscriptResponse: _TypeAlias = ListTranscriptResponse  # noqa: Y015
 
 @_typing.final
 class ListCallsRequest(_message.Message):

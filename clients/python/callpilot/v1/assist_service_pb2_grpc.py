@@ -56,6 +56,11 @@ class AssistServiceStub:
                 request_serializer=callpilot_dot_v1_dot_assist__service__pb2.GetCallRequest.SerializeToString,
                 response_deserializer=callpilot_dot_v1_dot_assist__service__pb2.GetCallResponse.FromString,
                 _registered_method=True)
+        self.ListTranscript = channel.unary_unary(
+                '/callpilot.v1.AssistService/ListTranscript',
+                request_serializer=callpilot_dot_v1_dot_assist__service__pb2.ListTranscriptRequest.SerializeToString,
+                response_deserializer=callpilot_dot_v1_dot_assist__service__pb2.ListTranscriptResponse.FromString,
+                _registered_method=True)
         self.ListCalls = channel.unary_unary(
                 '/callpilot.v1.AssistService/ListCalls',
                 request_serializer=callpilot_dot_v1_dot_assist__service__pb2.ListCallsRequest.SerializeToString,
@@ -113,7 +118,16 @@ class AssistServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCall(self, request, context):
-        """Returns a call with its final transcript, tool calls and suggestions.
+        """Returns a call with its tool calls, suggestions and the first page of
+        its final transcript; when `transcript_next_page_token` is set, read the
+        rest with `ListTranscript` (no call is too long to read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTranscript(self, request, context):
+        """Returns a call's final transcript segments in order, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -173,6 +187,11 @@ def add_AssistServiceServicer_to_server(servicer, server):
                     servicer.GetCall,
                     request_deserializer=callpilot_dot_v1_dot_assist__service__pb2.GetCallRequest.FromString,
                     response_serializer=callpilot_dot_v1_dot_assist__service__pb2.GetCallResponse.SerializeToString,
+            ),
+            'ListTranscript': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTranscript,
+                    request_deserializer=callpilot_dot_v1_dot_assist__service__pb2.ListTranscriptRequest.FromString,
+                    response_serializer=callpilot_dot_v1_dot_assist__service__pb2.ListTranscriptResponse.SerializeToString,
             ),
             'ListCalls': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCalls,
@@ -305,6 +324,33 @@ class AssistService:
             '/callpilot.v1.AssistService/GetCall',
             callpilot_dot_v1_dot_assist__service__pb2.GetCallRequest.SerializeToString,
             callpilot_dot_v1_dot_assist__service__pb2.GetCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTranscript(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callpilot.v1.AssistService/ListTranscript',
+            callpilot_dot_v1_dot_assist__service__pb2.ListTranscriptRequest.SerializeToString,
+            callpilot_dot_v1_dot_assist__service__pb2.ListTranscriptResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,7 +53,12 @@ class AssistServiceStub:
     routes a call before audio flows.
     """
     GetCall: _grpc.UnaryUnaryMultiCallable[_assist_service_pb2.GetCallRequest, _assist_service_pb2.GetCallResponse]
-    """Returns a call with its final transcript, tool calls and suggestions."""
+    """Returns a call with its tool calls, suggestions and the first page of
+    its final transcript; when `transcript_next_page_token` is set, read the
+    rest with `ListTranscript` (no call is too long to read).
+    """
+    ListTranscript: _grpc.UnaryUnaryMultiCallable[_assist_service_pb2.ListTranscriptRequest, _assist_service_pb2.ListTranscriptResponse]
+    """Returns a call's final transcript segments in order, a page at a time."""
     ListCalls: _grpc.UnaryUnaryMultiCallable[_assist_service_pb2.ListCallsRequest, _assist_service_pb2.ListCallsResponse]
     """Lists calls, newest first, a page at a time."""
     EndCall: _grpc.UnaryUnaryMultiCallable[_assist_service_pb2.EndCallRequest, _assist_service_pb2.EndCallResponse]
@@ -94,7 +99,12 @@ class AssistServiceAsyncStub(AssistServiceStub):
     routes a call before audio flows.
     """
     GetCall: _aio.UnaryUnaryMultiCallable[_assist_service_pb2.GetCallRequest, _assist_service_pb2.GetCallResponse]  # type: ignore[assignment]
-    """Returns a call with its final transcript, tool calls and suggestions."""
+    """Returns a call with its tool calls, suggestions and the first page of
+    its final transcript; when `transcript_next_page_token` is set, read the
+    rest with `ListTranscript` (no call is too long to read).
+    """
+    ListTranscript: _aio.UnaryUnaryMultiCallable[_assist_service_pb2.ListTranscriptRequest, _assist_service_pb2.ListTranscriptResponse]  # type: ignore[assignment]
+    """Returns a call's final transcript segments in order, a page at a time."""
     ListCalls: _aio.UnaryUnaryMultiCallable[_assist_service_pb2.ListCallsRequest, _assist_service_pb2.ListCallsResponse]  # type: ignore[assignment]
     """Lists calls, newest first, a page at a time."""
     EndCall: _aio.UnaryUnaryMultiCallable[_assist_service_pb2.EndCallRequest, _assist_service_pb2.EndCallResponse]  # type: ignore[assignment]
@@ -156,7 +166,18 @@ class AssistServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _assist_service_pb2.GetCallRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_assist_service_pb2.GetCallResponse, _abc.Awaitable[_assist_service_pb2.GetCallResponse]]:
-        """Returns a call with its final transcript, tool calls and suggestions."""
+        """Returns a call with its tool calls, suggestions and the first page of
+        its final transcript; when `transcript_next_page_token` is set, read the
+        rest with `ListTranscript` (no call is too long to read).
+        """
+
+    @_abc_1.abstractmethod
+    def ListTranscript(
+        self,
+        request: _assist_service_pb2.ListTranscriptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assist_service_pb2.ListTranscriptResponse, _abc.Awaitable[_assist_service_pb2.ListTranscriptResponse]]:
+        """Returns a call's final transcript segments in order, a page at a time."""
 
     @_abc_1.abstractmethod
     def ListCalls(

@@ -7,6 +7,7 @@ Both streaming RPCs deliver events through one `replay_then_follow`
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from callpilot.server.admission import Gate, admit
 from callpilot.server.api.replay import replay_then_follow
 from callpilot.server.api.status import abort, abort_internal, streaming, unary
 from callpilot.server.api.validation import (
@@ -43,6 +45,14 @@ from callpilot.v1 import call_pb2, events_pb2
 log = logging.getLogger("callpilot.api")
 
 MAX_AUDIO_CHUNK = 64 * 1024
+# Any StreamCall message: an audio chunk or a text turn with room for framing.
+MAX_REQUEST_BYTES = 80 * 1024
+# Transcript pages (GetCall, ListTranscript): a count and a size bound, so any
+# page fits far inside gRPC's 4 MiB message limit (a segment is at most ~40 KB).
+TRANSCRIPT_PAGE_DEFAULT = 500
+TRANSCRIPT_PAGE_MAX = 1000
+TRANSCRIPT_PAGE_BYTES = 1024 * 1024
+_TOKEN_PREFIX = "tx1:"
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -51,9 +61,21 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
     `_bus` are that tenant's (see tenancy.py), so nothing here can reach
     another tenant's calls."""
 
-    def __init__(self, tenants: Tenants, join_tokens: JoinTokens | None = None) -> None:
+    def __init__(
+        self,
+        tenants: Tenants,
+        join_tokens: JoinTokens | None = None,
+        *,
+        max_watchers_per_call: int = 64,
+        max_watchers: int = 2000,
+    ) -> None:
         self._tenants = tenants
         self._join = join_tokens
+        # WatchCall caps (CALLPILOT_MAX_WATCHERS_PER_CALL, CALLPILOT_MAX_WATCHERS): a gate per
+        # (tenant, call) and one for the server, taken before the first await.
+        self._max_watchers_per_call = max_watchers_per_call
+        self._watchers = Gate(max_watchers, what="this server", setting="CALLPILOT_MAX_WATCHERS")
+        self._call_watchers: dict[tuple[str, str], Gate] = {}
 
     @property
     def _manager(self) -> SessionManager:
@@ -133,6 +155,8 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
             async for request in requests:
                 received = time.time()
                 kind = request.WhichOneof("request")
+                if kind != "audio" and (size := request.ByteSize()) > MAX_REQUEST_BYTES:
+                    raise _MessageTooLarge(size)
                 if kind == "audio":
                     if len(request.audio.data) > MAX_AUDIO_CHUNK:
                         raise _ChunkTooLarge(len(request.audio.data))
@@ -206,17 +230,31 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
         validate_call_id(request.call_id)
         validate_from_sequence(request.from_sequence)
         call_id = request.call_id
-        if await self._store.get_call(call_id) is None:
-            raise call_not_found(call_id)
-        events = replay_then_follow(
-            self._store,
-            self._bus,
-            call_id,
-            after=max(request.from_sequence, 1) - 1,
-            is_over=lambda: self._is_over(call_id),
-        )
-        async for event in events:
-            yield pb.WatchCallResponse(event=event)
+        key = (self._tenants.current().tenant_id, call_id)
+        per_call = self._call_watchers.get(key)
+        if per_call is None:
+            per_call = self._call_watchers[key] = Gate(
+                self._max_watchers_per_call,
+                what=f"call {call_id!r}",
+                setting="CALLPILOT_MAX_WATCHERS_PER_CALL",
+            )
+        slot = admit(self._watchers, per_call)  # before any await: the caps cannot be overshot
+        try:
+            if await self._store.get_call(call_id) is None:
+                raise call_not_found(call_id)
+            events = replay_then_follow(
+                self._store,
+                self._bus,
+                call_id,
+                after=max(request.from_sequence, 1) - 1,
+                is_over=lambda: self._is_over(call_id),
+            )
+            async for event in events:
+                yield pb.WatchCallResponse(event=event)
+        finally:
+            slot.release()
+            if per_call.in_use == 0 and self._call_watchers.get(key) is per_call:
+                del self._call_watchers[key]
 
     # ------------------------------------------------------------------ unary
 
@@ -234,12 +272,15 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
     @unary
     async def GetCall(self, request: pb.GetCallRequest, context: Ctx) -> pb.GetCallResponse:
         validate_call_id(request.call_id)
+        limit = _transcript_page_size(request.transcript_page_size, "transcript_page_size")
         call = await self._store.get_call(request.call_id)
         if call is None:
             raise call_not_found(request.call_id)
+        segments, token = await self._transcript_page(call.call_id, 0, limit)
         response = pb.GetCallResponse(
             call=call,
-            transcript=await self._store.get_transcript(call.call_id),
+            transcript=segments,
+            transcript_next_page_token=token,
             tool_calls=await self._store.get_tool_calls(call.call_id),
             suggestions=await self._store.get_suggestions(call.call_id),
         )
@@ -250,6 +291,33 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
         if wrap_up is not None:
             response.wrap_up.CopyFrom(wrap_up)
         return response
+
+    @unary
+    async def ListTranscript(
+        self, request: pb.ListTranscriptRequest, context: Ctx
+    ) -> pb.ListTranscriptResponse:
+        validate_call_id(request.call_id)
+        limit = _transcript_page_size(request.page_size, "page_size")
+        offset = _transcript_offset(request.page_token)
+        if await self._store.get_call(request.call_id) is None:
+            raise call_not_found(request.call_id)
+        segments, token = await self._transcript_page(request.call_id, offset, limit)
+        return pb.ListTranscriptResponse(segments=segments, next_page_token=token)
+
+    async def _transcript_page(
+        self, call_id: str, offset: int, limit: int
+    ) -> tuple[list[events_pb2.TranscriptUpdate], str]:
+        """Up to `limit` segments from `offset`, cut before TRANSCRIPT_PAGE_BYTES (at least one)."""
+        rows = await self._store.get_transcript(call_id, offset=offset, limit=limit + 1)
+        page: list[events_pb2.TranscriptUpdate] = []
+        size = 0
+        for segment in rows[:limit]:
+            size += segment.ByteSize()
+            if page and size > TRANSCRIPT_PAGE_BYTES:
+                break
+            page.append(segment)
+        more = len(rows) > len(page)
+        return page, _transcript_token(offset + len(page)) if more else ""
 
     @unary
     async def ListCalls(self, request: pb.ListCallsRequest, context: Ctx) -> pb.ListCallsResponse:
@@ -325,6 +393,44 @@ async def _cancelled_soon(context: Ctx) -> bool:
     return True
 
 
+def _transcript_page_size(size: int, field: str) -> int:
+    if not 0 <= size <= TRANSCRIPT_PAGE_MAX:
+        raise InvalidArgument(
+            Violation(
+                field,
+                f"must be 1 to {TRANSCRIPT_PAGE_MAX} (0 means {TRANSCRIPT_PAGE_DEFAULT})",
+                "OUT_OF_RANGE",
+            )
+        )
+    return size or TRANSCRIPT_PAGE_DEFAULT
+
+
+def _transcript_token(offset: int) -> str:
+    """Opaque to clients; the offset of the next segment (segments are append-only)."""
+    return base64.urlsafe_b64encode(f"{_TOKEN_PREFIX}{offset}".encode()).decode()
+
+
+def _transcript_offset(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        if not text.startswith(_TOKEN_PREFIX):
+            raise ValueError(text)
+        offset = int(text.removeprefix(_TOKEN_PREFIX))
+        if offset < 0:
+            raise ValueError(text)
+    except (ValueError, UnicodeError):
+        raise InvalidArgument(
+            Violation(
+                "page_token",
+                "not a token from GetCall or ListTranscript; start again with an empty token",
+                "INVALID",
+            )
+        ) from None
+    return offset
+
+
 def _joinable(config: call_pb2.CallConfig) -> call_pb2.CallConfig:
     """A join token streams its own call and no other (its config names it or nothing)."""
     principal = current_principal.get()
@@ -353,4 +459,16 @@ class _ChunkTooLarge(CallpilotError):
             violations=[
                 Violation("audio.data", f"{size} bytes is over the {MAX_AUDIO_CHUNK}-byte limit", "TOO_LARGE")
             ],
+        )
+
+
+class _MessageTooLarge(CallpilotError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "MESSAGE_TOO_LARGE"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"this StreamCall message is {size} bytes; messages may be at most {MAX_REQUEST_BYTES} bytes "
+            f"(audio chunks at most {MAX_AUDIO_CHUNK} bytes)",
+            metadata={"limit": str(MAX_REQUEST_BYTES), "size": str(size)},
         )

@@ -34,7 +34,9 @@ from callpilot.server.errors import Unavailable
 from callpilot.server.store.protocols import CallLog
 from callpilot.v1 import events_pb2
 
-REPLAY_PAGE = 500
+# Events per store read: what one watcher holds in memory at a time while it replays
+# (a transcript event is at most ~40 KB, so a page stays in the low megabytes).
+REPLAY_PAGE = 100
 # A watcher whose subscription is quiet this long re-reads the store: with a
 # bus across instances, an event can be stored before its live copy arrives.
 IDLE_RECHECK_S = 5.0

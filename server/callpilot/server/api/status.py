@@ -1,8 +1,9 @@
 """Turning Callpilot errors into gRPC statuses with google.rpc details.
 
 Clients get the status code, a message a person can act on, and a
-google.rpc.Status carrying BadRequest field violations and an ErrorInfo, the
-way Google APIs report errors. grpcio-status (`grpc_status.rpc_status`) puts
+google.rpc.Status carrying BadRequest field violations, an ErrorInfo and,
+for an error with a `retry_delay_s` attribute (rate limits, admission,
+drain), a RetryInfo, the way Google APIs report errors. grpcio-status (`grpc_status.rpc_status`) puts
 that Status in the `grpc-status-details-bin` trailer, keeping its code and
 message equal to the call's (the invariant rich-status clients check).
 """
@@ -45,6 +46,14 @@ def rich_status(err: CallpilotError) -> status_pb2.Status:
     packed_info = any_pb2.Any()
     packed_info.Pack(info)
     details.append(packed_info)
+    # Any error that knows when to come back (rate limits, admission, drain) says so.
+    delay = getattr(err, "retry_delay_s", None)
+    if isinstance(delay, int | float) and delay > 0:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(int(delay * 1e9))
+        packed_retry = any_pb2.Any()
+        packed_retry.Pack(retry)
+        details.append(packed_retry)
     code = err.code.value[0]
     return status_pb2.Status(code=code, message=err.message, details=details)
 

@@ -66,6 +66,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     _ASSIST + "CreateCall": frozenset({Role.INTEGRATOR}),
     _ASSIST + "WatchCall": frozenset({Role.AGENT}),
     _ASSIST + "GetCall": frozenset({Role.AGENT}),
+    _ASSIST + "ListTranscript": frozenset({Role.AGENT}),
     _ASSIST + "ListCalls": frozenset({Role.AGENT}),
     _ASSIST + "EndCall": frozenset({Role.AGENT}),
     _ASSIST + "SubmitFeedback": frozenset({Role.AGENT}),

@@ -49,6 +49,16 @@ log = logging.getLogger("callpilot.session")
 END_STT_TIMEOUT_S = 30.0
 END_ASSIST_TIMEOUT_S = 10.0
 
+# The SHUTDOWN_CUT_SHORT notice: what a drain past its grace dropped, by the phase it cut.
+_CUT_TEXT = {
+    "stt": "The server shut down before speech recognition caught up: audio not yet transcribed "
+    "was dropped (the transcript ends with the last final shown), as were any suggestion in flight "
+    "and the call summary.",
+    "suggestion": "The server shut down while a suggestion was being written: it was dropped, "
+    "as was the call summary. The transcript is complete.",
+    "summary": "The server shut down before the call summary was written. The transcript is complete.",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class SessionDeps:
@@ -99,6 +109,10 @@ class CallSession:
         self._stt_tasks: list[asyncio.Task[None]] = []
         self._end_task: asyncio.Task[None] | None = None
         self._ending = False
+        # Drain past its grace: `cut_short` cancels the flush, `_phase` says what it was doing.
+        self._flush_task: asyncio.Task[str] | None = None
+        self._cut = False
+        self._phase = "stt"
         self.ended = asyncio.Event()
         self._alerts: AlertStage | None = None
         if deps.alert_rules is not None:
@@ -280,25 +294,75 @@ class CallSession:
     async def end(self, reason: call_pb2.CallEndReason.ValueType, detail: str = "") -> None:
         await asyncio.shield(self.request_end(reason, detail))
 
+    def cut_short(self) -> None:
+        """Stop flushing now (the drain's grace is over): the end is still recorded.
+
+        Finals already produced stay; what STT had not decoded, a suggestion
+        in flight and the summary are dropped, and a durable
+        SHUTDOWN_CUT_SHORT notice, written before call_ended, says which.
+        """
+        self._cut = True
+        if self._flush_task is not None and not self._flush_task.done():
+            self._flush_task.cancel()
+
+    async def _flush(self) -> str:
+        """Everything ending a call waits for; returns the summary."""
+        self._phase = "stt"
+        await self._drain_stt()
+        self._phase = "suggestion"
+        await self._suggestions.drain(END_ASSIST_TIMEOUT_S)
+        await self._tools.cancel_all("the call ended before the agent decided")
+        self._phase = "summary"
+        try:
+            return await asyncio.wait_for(
+                self._deps.assistant.summarise(self._context.state), END_ASSIST_TIMEOUT_S
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._log.exception("summary failed")
+            return ""
+
+    async def _abandon_flush(self) -> None:
+        """After a cut: stop STT and the suggestion in flight so nothing follows call_ended."""
+        for task in self._stt_tasks:
+            task.cancel()
+        await asyncio.gather(*self._stt_tasks, return_exceptions=True)
+        for stream in self._streams.values():
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+        await self._suggestions.drain(0)
+        with contextlib.suppress(Exception):
+            await self._tools.cancel_all("the call was cut short by a server shutdown")
+
     async def _finish(self, reason: call_pb2.CallEndReason.ValueType, detail: str) -> None:
         interrupted = False
         summary = ""
+        flush = self._flush_task = asyncio.create_task(self._flush())
+        if self._cut:
+            flush.cancel()
         try:
-            await self._drain_stt()
-            await self._suggestions.drain(END_ASSIST_TIMEOUT_S)
-            await self._tools.cancel_all("the call ended before the agent decided")
-            try:
-                summary = await asyncio.wait_for(
-                    self._deps.assistant.summarise(self._context.state), END_ASSIST_TIMEOUT_S
-                )
-            except Exception:
-                self._log.exception("summary failed")
+            await asyncio.wait([flush])
         except asyncio.CancelledError:
             # Cut short (loop shutting down): the end is still recorded below.
             interrupted = True
+            flush.cancel()
             self._suggestions.closed = True
-        except Exception:
-            self._log.exception("flushing the call failed; ending it anyway")
+        else:
+            if flush.cancelled():
+                try:
+                    await self._abandon_flush()
+                    await self.notice(
+                        events_pb2.NOTICE_LEVEL_WARNING, "SHUTDOWN_CUT_SHORT", _CUT_TEXT[self._phase]
+                    )
+                except asyncio.CancelledError:
+                    interrupted = True
+                except Exception:
+                    self._log.exception("recording the cut-short notice failed")
+            elif flush.exception() is not None:
+                self._log.error("flushing the call failed; ending it anyway", exc_info=flush.exception())
+            else:
+                summary = flush.result()
         recorded = False
         try:
             if self._alerts is not None:

@@ -14,6 +14,8 @@ tenant scoping and the connection policy live here once:
   fair lock (`_writer()`), in the order they asked; no write is nested in
   another.
 - Every query a mixin writes filters on `self._tenant`.
+- Durable events do not take a transaction each: they are group-committed
+  (group_commit.py) by one writer task per pool, on the same `_write()`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from callpilot.server.errors import InvalidArgument, Violation
 from callpilot.server.store import schema
+from callpilot.server.store.group_commit import GroupCommit
 from callpilot.server.store.knowledge import KnowledgeIndex
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -67,6 +71,9 @@ class Shared:
     # None where the database has row locks (PostgreSQL) or `serial` is used.
     writer: asyncio.Lock | None = None
     knowledge: dict[str, KnowledgeCache] = field(default_factory=dict)
+    # The one writer of durable events (group commit, see group_commit.py),
+    # made on the first append so that it belongs to the running loop.
+    commits: GroupCommit[Any] | None = None
     closed: bool = False
 
 

@@ -23,6 +23,8 @@ from sqlalchemy.pool import StaticPool
 WRITE_OPTION = "callpilot_write"
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Connections a SQLite file pool keeps open (and may add again on top, briefly).
+SQLITE_POOL_SIZE = 16
 DEFAULT_DB_FILENAME = "callpilot.db"
 
 
@@ -102,6 +104,12 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         # A plain in-memory database exists per connection, so every checkout
         # must share the one connection or each would see an empty database.
         kwargs["poolclass"] = StaticPool
+    else:
+        # Keep the connections a busy server reads on: the default (5 kept, 10
+        # overflow) closed and reopened one per burst of reads, and each aiosqlite
+        # connection is a new thread plus PRAGMAs on the event loop's path.
+        kwargs["pool_size"] = SQLITE_POOL_SIZE
+        kwargs["max_overflow"] = SQLITE_POOL_SIZE
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)

@@ -97,6 +97,8 @@ class Store(
         """Close the connection pool (for every sibling Store of other tenants too)."""
         if not self._shared.closed:
             self._shared.closed = True
+            if self._shared.commits is not None:
+                await self._shared.commits.close()  # events already accepted are written first
             await self._shared.engine.dispose()
 
     async def __aenter__(self) -> Store:

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file callpilot/v1/assist_service.proto.
  */
 export const file_callpilot_v1_assist_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjYWxscGlsb3QvdjEvYXNzaXN0X3NlcnZpY2UucHJvdG8SDGNhbGxwaWxvdC52MSLQAQoRU3RyZWFtQ2FsbFJlcXVlc3QSKgoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWdIABIpCgVhdWRpbxgCIAEoCzIYLmNhbGxwaWxvdC52MS5BdWRpb0NodW5rSAASKwoJdGV4dF90dXJuGAMgASgLMhYuY2FsbHBpbG90LnYxLlRleHRUdXJuSAASLAoHY29udHJvbBgEIAEoCzIZLmNhbGxwaWxvdC52MS5DYWxsQ29udHJvbEgAQgkKB3JlcXVlc3QiGgoKQXVkaW9DaHVuaxIMCgRkYXRhGAEgASgMIkEKCFRleHRUdXJuEicKBHJvbGUYASABKA4yGS5jYWxscGlsb3QudjEuU3BlYWtlclJvbGUSDAoEdGV4dBgCIAEoCSIbCgpTdWdnZXN0Tm93Eg0KBXF1ZXJ5GAEgASgJIhsKCUVuZE9mQ2FsbBIOCgZkZXRhaWwYASABKAkidgoSU3VnZ2VzdGlvbkZlZWRiYWNrEhUKDXN1Z2dlc3Rpb25faWQYASABKAkSKAoEa2luZBgCIAEoDjIaLmNhbGxwaWxvdC52MS5GZWVkYmFja0tpbmQSDgoGcmF0aW5nGAMgASgFEg8KB2NvbW1lbnQYBCABKAki5AEKC0NhbGxDb250cm9sEi8KC3N1Z2dlc3Rfbm93GAEgASgLMhguY2FsbHBpbG90LnYxLlN1Z2dlc3ROb3dIABIuCgtlbmRfb2ZfY2FsbBgCIAEoCzIXLmNhbGxwaWxvdC52MS5FbmRPZkNhbGxIABI0CghmZWVkYmFjaxgDIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2tIABIzCg10b29sX2RlY2lzaW9uGAQgASgLMhouY2FsbHBpbG90LnYxLlRvb2xEZWNpc2lvbkgAQgkKB2NvbnRyb2wiPAoSU3RyZWFtQ2FsbFJlc3BvbnNlEiYKBWV2ZW50GAEgASgLMhcuY2FsbHBpbG90LnYxLkNhbGxFdmVudCI6ChBXYXRjaENhbGxSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSFQoNZnJvbV9zZXF1ZW5jZRgCIAEoAyI7ChFXYXRjaENhbGxSZXNwb25zZRImCgVldmVudBgBIAEoCzIXLmNhbGxwaWxvdC52MS5DYWxsRXZlbnQiPQoRQ3JlYXRlQ2FsbFJlcXVlc3QSKAoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWcihgEKEkNyZWF0ZUNhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSEgoKam9pbl90b2tlbhgCIAEoCRI6ChZqb2luX3Rva2VuX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIhCg5HZXRDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJIrwBCgpTdWdnZXN0aW9uEjUKCnN1Z2dlc3Rpb24YASABKAsyIS5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbkNvbXBsZXRlZBIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc3VwZXJzZWRlZBgDIAEoCBIyCghmZWVkYmFjaxgEIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2silwIKD0dldENhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSMgoKdHJhbnNjcmlwdBgCIAMoCzIeLmNhbGxwaWxvdC52MS5UcmFuc2NyaXB0VXBkYXRlEioKCnRvb2xfY2FsbHMYAyADKAsyFi5jYWxscGlsb3QudjEuVG9vbENhbGwSLQoLc3VnZ2VzdGlvbnMYBCADKAsyGC5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbhIsCgdjb250ZXh0GAUgASgLMhsuY2FsbHBpbG90LnYxLkNvbnRleHRVcGRhdGUSJQoHd3JhcF91cBgGIAEoCzIULmNhbGxwaWxvdC52MS5XcmFwVXAiYQoQTGlzdENhbGxzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRImCgVzdGF0ZRgDIAEoDjIXLmNhbGxwaWxvdC52MS5DYWxsU3RhdGUiTwoRTGlzdENhbGxzUmVzcG9uc2USIQoFY2FsbHMYASADKAsyEi5jYWxscGlsb3QudjEuQ2FsbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMQoORW5kQ2FsbFJlcXVlc3QSDwoHY2FsbF9pZBgBIAEoCRIOCgZkZXRhaWwYAiABKAkiMwoPRW5kQ2FsbFJlc3BvbnNlEiAKBGNhbGwYASABKAsyEi5jYWxscGlsb3QudjEuQ2FsbCKPAQoVU3VibWl0RmVlZGJhY2tSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSMgoIZmVlZGJhY2sYAiABKAsyIC5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbkZlZWRiYWNrEjEKDXRvb2xfZGVjaXNpb24YAyABKAsyGi5jYWxscGlsb3QudjEuVG9vbERlY2lzaW9uInEKFlN1Ym1pdEZlZWRiYWNrUmVzcG9uc2USLAoKc3VnZ2VzdGlvbhgBIAEoCzIYLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uEikKCXRvb2xfY2FsbBgCIAEoCzIWLmNhbGxwaWxvdC52MS5Ub29sQ2FsbCKxAQoGV3JhcFVwEg8KB3N1bW1hcnkYASABKAkSLgoLZGlzcG9zaXRpb24YAiABKA4yGS5jYWxscGlsb3QudjEuRGlzcG9zaXRpb24SEgoKZm9sbG93X3VwcxgDIAMoCRINCgVub3RlcxgEIAEoCRIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdXBkYXRlZF9ieRgGIAEoCSJLChFTYXZlV3JhcFVwUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEiUKB3dyYXBfdXAYAiABKAsyFC5jYWxscGlsb3QudjEuV3JhcFVwIjsKElNhdmVXcmFwVXBSZXNwb25zZRIlCgd3cmFwX3VwGAEgASgLMhQuY2FsbHBpbG90LnYxLldyYXBVcCp7CgxGZWVkYmFja0tpbmQSHQoZRkVFREJBQ0tfS0lORF9VTlNQRUNJRklFRBAAEhYKEkZFRURCQUNLX0tJTkRfVVNFRBABEhsKF0ZFRURCQUNLX0tJTkRfRElTTUlTU0VEEAISFwoTRkVFREJBQ0tfS0lORF9SQVRFRBADKrABCgtEaXNwb3NpdGlvbhIbChdESVNQT1NJVElPTl9VTlNQRUNJRklFRBAAEhgKFERJU1BPU0lUSU9OX1JFU09MVkVEEAESGQoVRElTUE9TSVRJT05fRk9MTE9XX1VQEAISGQoVRElTUE9TSVRJT05fRVNDQUxBVEVEEAMSGgoWRElTUE9TSVRJT05fVU5SRVNPTFZFRBAEEhgKFERJU1BPU0lUSU9OX0NBTExCQUNLEAUykQUKDUFzc2lzdFNlcnZpY2USUwoKU3RyZWFtQ2FsbBIfLmNhbGxwaWxvdC52MS5TdHJlYW1DYWxsUmVxdWVzdBogLmNhbGxwaWxvdC52MS5TdHJlYW1DYWxsUmVzcG9uc2UoATABEk4KCVdhdGNoQ2FsbBIeLmNhbGxwaWxvdC52MS5XYXRjaENhbGxSZXF1ZXN0Gh8uY2FsbHBpbG90LnYxLldhdGNoQ2FsbFJlc3BvbnNlMAESTwoKQ3JlYXRlQ2FsbBIfLmNhbGxwaWxvdC52MS5DcmVhdGVDYWxsUmVxdWVzdBogLmNhbGxwaWxvdC52MS5DcmVhdGVDYWxsUmVzcG9uc2USRgoHR2V0Q2FsbBIcLmNhbGxwaWxvdC52MS5HZXRDYWxsUmVxdWVzdBodLmNhbGxwaWxvdC52MS5HZXRDYWxsUmVzcG9uc2USTAoJTGlzdENhbGxzEh4uY2FsbHBpbG90LnYxLkxpc3RDYWxsc1JlcXVlc3QaHy5jYWxscGlsb3QudjEuTGlzdENhbGxzUmVzcG9uc2USRgoHRW5kQ2FsbBIcLmNhbGxwaWxvdC52MS5FbmRDYWxsUmVxdWVzdBodLmNhbGxwaWxvdC52MS5FbmRDYWxsUmVzcG9uc2USWwoOU3VibWl0RmVlZGJhY2sSIy5jYWxscGlsb3QudjEuU3VibWl0RmVlZGJhY2tSZXF1ZXN0GiQuY2FsbHBpbG90LnYxLlN1Ym1pdEZlZWRiYWNrUmVzcG9uc2USTwoKU2F2ZVdyYXBVcBIfLmNhbGxwaWxvdC52MS5TYXZlV3JhcFVwUmVxdWVzdBogLmNhbGxwaWxvdC52MS5TYXZlV3JhcFVwUmVzcG9uc2ViBnByb3RvMw", [file_callpilot_v1_call, file_callpilot_v1_common, file_callpilot_v1_events, file_google_protobuf_timestamp]);
+  fileDesc("CiFjYWxscGlsb3QvdjEvYXNzaXN0X3NlcnZpY2UucHJvdG8SDGNhbGxwaWxvdC52MSLQAQoRU3RyZWFtQ2FsbFJlcXVlc3QSKgoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWdIABIpCgVhdWRpbxgCIAEoCzIYLmNhbGxwaWxvdC52MS5BdWRpb0NodW5rSAASKwoJdGV4dF90dXJuGAMgASgLMhYuY2FsbHBpbG90LnYxLlRleHRUdXJuSAASLAoHY29udHJvbBgEIAEoCzIZLmNhbGxwaWxvdC52MS5DYWxsQ29udHJvbEgAQgkKB3JlcXVlc3QiGgoKQXVkaW9DaHVuaxIMCgRkYXRhGAEgASgMIkEKCFRleHRUdXJuEicKBHJvbGUYASABKA4yGS5jYWxscGlsb3QudjEuU3BlYWtlclJvbGUSDAoEdGV4dBgCIAEoCSIbCgpTdWdnZXN0Tm93Eg0KBXF1ZXJ5GAEgASgJIhsKCUVuZE9mQ2FsbBIOCgZkZXRhaWwYASABKAkidgoSU3VnZ2VzdGlvbkZlZWRiYWNrEhUKDXN1Z2dlc3Rpb25faWQYASABKAkSKAoEa2luZBgCIAEoDjIaLmNhbGxwaWxvdC52MS5GZWVkYmFja0tpbmQSDgoGcmF0aW5nGAMgASgFEg8KB2NvbW1lbnQYBCABKAki5AEKC0NhbGxDb250cm9sEi8KC3N1Z2dlc3Rfbm93GAEgASgLMhguY2FsbHBpbG90LnYxLlN1Z2dlc3ROb3dIABIuCgtlbmRfb2ZfY2FsbBgCIAEoCzIXLmNhbGxwaWxvdC52MS5FbmRPZkNhbGxIABI0CghmZWVkYmFjaxgDIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2tIABIzCg10b29sX2RlY2lzaW9uGAQgASgLMhouY2FsbHBpbG90LnYxLlRvb2xEZWNpc2lvbkgAQgkKB2NvbnRyb2wiPAoSU3RyZWFtQ2FsbFJlc3BvbnNlEiYKBWV2ZW50GAEgASgLMhcuY2FsbHBpbG90LnYxLkNhbGxFdmVudCI6ChBXYXRjaENhbGxSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSFQoNZnJvbV9zZXF1ZW5jZRgCIAEoAyI7ChFXYXRjaENhbGxSZXNwb25zZRImCgVldmVudBgBIAEoCzIXLmNhbGxwaWxvdC52MS5DYWxsRXZlbnQiPQoRQ3JlYXRlQ2FsbFJlcXVlc3QSKAoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWcihgEKEkNyZWF0ZUNhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSEgoKam9pbl90b2tlbhgCIAEoCRI6ChZqb2luX3Rva2VuX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/Cg5HZXRDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEhwKFHRyYW5zY3JpcHRfcGFnZV9zaXplGAIgASgFIrwBCgpTdWdnZXN0aW9uEjUKCnN1Z2dlc3Rpb24YASABKAsyIS5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbkNvbXBsZXRlZBIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc3VwZXJzZWRlZBgDIAEoCBIyCghmZWVkYmFjaxgEIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2siuwIKD0dldENhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSMgoKdHJhbnNjcmlwdBgCIAMoCzIeLmNhbGxwaWxvdC52MS5UcmFuc2NyaXB0VXBkYXRlEioKCnRvb2xfY2FsbHMYAyADKAsyFi5jYWxscGlsb3QudjEuVG9vbENhbGwSLQoLc3VnZ2VzdGlvbnMYBCADKAsyGC5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbhIsCgdjb250ZXh0GAUgASgLMhsuY2FsbHBpbG90LnYxLkNvbnRleHRVcGRhdGUSIgoadHJhbnNjcmlwdF9uZXh0X3BhZ2VfdG9rZW4YBiABKAkSJQoHd3JhcF91cBgHIAEoCzIULmNhbGxwaWxvdC52MS5XcmFwVXAiTwoVTGlzdFRyYW5zY3JpcHRSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYwoWTGlzdFRyYW5zY3JpcHRSZXNwb25zZRIwCghzZWdtZW50cxgBIAMoCzIeLmNhbGxwaWxvdC52MS5UcmFuc2NyaXB0VXBkYXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJhChBMaXN0Q2FsbHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiYKBXN0YXRlGAMgASgOMhcuY2FsbHBpbG90LnYxLkNhbGxTdGF0ZSJPChFMaXN0Q2FsbHNSZXNwb25zZRIhCgVjYWxscxgBIAMoCzISLmNhbGxwaWxvdC52MS5DYWxsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIxCg5FbmRDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEg4KBmRldGFpbBgCIAEoCSIzCg9FbmRDYWxsUmVzcG9uc2USIAoEY2FsbBgBIAEoCzISLmNhbGxwaWxvdC52MS5DYWxsIo8BChVTdWJtaXRGZWVkYmFja1JlcXVlc3QSDwoHY2FsbF9pZBgBIAEoCRIyCghmZWVkYmFjaxgCIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2sSMQoNdG9vbF9kZWNpc2lvbhgDIAEoCzIaLmNhbGxwaWxvdC52MS5Ub29sRGVjaXNpb24icQoWU3VibWl0RmVlZGJhY2tSZXNwb25zZRIsCgpzdWdnZXN0aW9uGAEgASgLMhguY2FsbHBpbG90LnYxLlN1Z2dlc3Rpb24SKQoJdG9vbF9jYWxsGAIgASgLMhYuY2FsbHBpbG90LnYxLlRvb2xDYWxsIrEBCgZXcmFwVXASDwoHc3VtbWFyeRgBIAEoCRIuCgtkaXNwb3NpdGlvbhgCIAEoDjIZLmNhbGxwaWxvdC52MS5EaXNwb3NpdGlvbhISCgpmb2xsb3dfdXBzGAMgAygJEg0KBW5vdGVzGAQgASgJEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp1cGRhdGVkX2J5GAYgASgJIksKEVNhdmVXcmFwVXBSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSJQoHd3JhcF91cBgCIAEoCzIULmNhbGxwaWxvdC52MS5XcmFwVXAiOwoSU2F2ZVdyYXBVcFJlc3BvbnNlEiUKB3dyYXBfdXAYASABKAsyFC5jYWxscGlsb3QudjEuV3JhcFVwKnsKDEZlZWRiYWNrS2luZBIdChlGRUVEQkFDS19LSU5EX1VOU1BFQ0lGSUVEEAASFgoSRkVFREJBQ0tfS0lORF9VU0VEEAESGwoXRkVFREJBQ0tfS0lORF9ESVNNSVNTRUQQAhIXChNGRUVEQkFDS19LSU5EX1JBVEVEEAMqsAEKC0Rpc3Bvc2l0aW9uEhsKF0RJU1BPU0lUSU9OX1VOU1BFQ0lGSUVEEAASGAoURElTUE9TSVRJT05fUkVTT0xWRUQQARIZChVESVNQT1NJVElPTl9GT0xMT1dfVVAQAhIZChVESVNQT1NJVElPTl9FU0NBTEFURUQQAxIaChZESVNQT1NJVElPTl9VTlJFU09MVkVEEAQSGAoURElTUE9TSVRJT05fQ0FMTEJBQ0sQBTLuBQoNQXNzaXN0U2VydmljZRJTCgpTdHJlYW1DYWxsEh8uY2FsbHBpbG90LnYxLlN0cmVhbUNhbGxSZXF1ZXN0GiAuY2FsbHBpbG90LnYxLlN0cmVhbUNhbGxSZXNwb25zZSgBMAESTgoJV2F0Y2hDYWxsEh4uY2FsbHBpbG90LnYxLldhdGNoQ2FsbFJlcXVlc3QaHy5jYWxscGlsb3QudjEuV2F0Y2hDYWxsUmVzcG9uc2UwARJPCgpDcmVhdGVDYWxsEh8uY2FsbHBpbG90LnYxLkNyZWF0ZUNhbGxSZXF1ZXN0GiAuY2FsbHBpbG90LnYxLkNyZWF0ZUNhbGxSZXNwb25zZRJGCgdHZXRDYWxsEhwuY2FsbHBpbG90LnYxLkdldENhbGxSZXF1ZXN0Gh0uY2FsbHBpbG90LnYxLkdldENhbGxSZXNwb25zZRJbCg5MaXN0VHJhbnNjcmlwdBIjLmNhbGxwaWxvdC52MS5MaXN0VHJhbnNjcmlwdFJlcXVlc3QaJC5jYWxscGlsb3QudjEuTGlzdFRyYW5zY3JpcHRSZXNwb25zZRJMCglMaXN0Q2FsbHMSHi5jYWxscGlsb3QudjEuTGlzdENhbGxzUmVxdWVzdBofLmNhbGxwaWxvdC52MS5MaXN0Q2FsbHNSZXNwb25zZRJGCgdFbmRDYWxsEhwuY2FsbHBpbG90LnYxLkVuZENhbGxSZXF1ZXN0Gh0uY2FsbHBpbG90LnYxLkVuZENhbGxSZXNwb25zZRJbCg5TdWJtaXRGZWVkYmFjaxIjLmNhbGxwaWxvdC52MS5TdWJtaXRGZWVkYmFja1JlcXVlc3QaJC5jYWxscGlsb3QudjEuU3VibWl0RmVlZGJhY2tSZXNwb25zZRJPCgpTYXZlV3JhcFVwEh8uY2FsbHBpbG90LnYxLlNhdmVXcmFwVXBSZXF1ZXN0GiAuY2FsbHBpbG90LnYxLlNhdmVXcmFwVXBSZXNwb25zZWIGcHJvdG8z", [file_callpilot_v1_call, file_callpilot_v1_common, file_callpilot_v1_events, file_google_protobuf_timestamp]);
 
 /**
  * One message of a `StreamCall` request stream.
@@ -404,6 +404,14 @@ export type GetCallRequest = Message<"callpilot.v1.GetCallRequest"> & {
    * @generated from field: string call_id = 1;
    */
   callId: string;
+
+  /**
+   * At most this many transcript segments in the response (0: 500, at most
+   * 1000). A page also stops before 1 MiB of segments.
+   *
+   * @generated from field: int32 transcript_page_size = 2;
+   */
+  transcriptPageSize: number;
 };
 
 /**
@@ -497,9 +505,17 @@ export type GetCallResponse = Message<"callpilot.v1.GetCallResponse"> & {
   context?: ContextUpdate | undefined;
 
   /**
+   * Set when `transcript` is only the first page: pass it to
+   * `ListTranscript` for the rest. Empty: `transcript` is complete.
+   *
+   * @generated from field: string transcript_next_page_token = 6;
+   */
+  transcriptNextPageToken: string;
+
+  /**
    * The agent's saved wrap-up; unset until one is saved.
    *
-   * @generated from field: callpilot.v1.WrapUp wrap_up = 6;
+   * @generated from field: callpilot.v1.WrapUp wrap_up = 7;
    */
   wrapUp?: WrapUp | undefined;
 };
@@ -510,6 +526,71 @@ export type GetCallResponse = Message<"callpilot.v1.GetCallResponse"> & {
  */
 export const GetCallResponseSchema: GenMessage<GetCallResponse> = /*@__PURE__*/
   messageDesc(file_callpilot_v1_assist_service, 14);
+
+/**
+ * Request of `ListTranscript`.
+ *
+ * @generated from message callpilot.v1.ListTranscriptRequest
+ */
+export type ListTranscriptRequest = Message<"callpilot.v1.ListTranscriptRequest"> & {
+  /**
+   * The call. Required.
+   *
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+
+  /**
+   * At most this many segments (0: 500, at most 1000). A page also stops
+   * before 1 MiB of segments.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * From `GetCallResponse.transcript_next_page_token` or a previous
+   * `ListTranscriptResponse.next_page_token`; empty: from the start.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message callpilot.v1.ListTranscriptRequest.
+ * Use `create(ListTranscriptRequestSchema)` to create a new message.
+ */
+export const ListTranscriptRequestSchema: GenMessage<ListTranscriptRequest> = /*@__PURE__*/
+  messageDesc(file_callpilot_v1_assist_service, 15);
+
+/**
+ * Response of `ListTranscript`.
+ *
+ * @generated from message callpilot.v1.ListTranscriptResponse
+ */
+export type ListTranscriptResponse = Message<"callpilot.v1.ListTranscriptResponse"> & {
+  /**
+   * Final transcript segments in order.
+   *
+   * @generated from field: repeated callpilot.v1.TranscriptUpdate segments = 1;
+   */
+  segments: TranscriptUpdate[];
+
+  /**
+   * Pass to the next `ListTranscript`; empty when this was the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message callpilot.v1.ListTranscriptResponse.
+ * Use `create(ListTranscriptResponseSchema)` to create a new message.
+ */
+export const ListTranscriptResponseSchema: GenMessage<ListTranscriptResponse> = /*@__PURE__*/
+  messageDesc(file_callpilot_v1_assist_service, 16);
 
 /**
  * Request of `ListCalls`.
@@ -544,7 +625,7 @@ export type ListCallsRequest = Message<"callpilot.v1.ListCallsRequest"> & {
  * Use `create(ListCallsRequestSchema)` to create a new message.
  */
 export const ListCallsRequestSchema: GenMessage<ListCallsRequest> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_assist_service, 15);
+  messageDesc(file_callpilot_v1_assist_service, 17);
 
 /**
  * Response of `ListCalls`.
@@ -572,7 +653,7 @@ export type ListCallsResponse = Message<"callpilot.v1.ListCallsResponse"> & {
  * Use `create(ListCallsResponseSchema)` to create a new message.
  */
 export const ListCallsResponseSchema: GenMessage<ListCallsResponse> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_assist_service, 16);
+  messageDesc(file_callpilot_v1_assist_service, 18);
 
 /**
  * Request of `EndCall`.
@@ -600,7 +681,7 @@ export type EndCallRequest = Message<"callpilot.v1.EndCallRequest"> & {
  * Use `create(EndCallRequestSchema)` to create a new message.
  */
 export const EndCallRequestSchema: GenMessage<EndCallRequest> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_assist_service, 17);
+  messageDesc(file_callpilot_v1_assist_service, 19);
 
 /**
  * Response of `EndCall`.
@@ -621,7 +702,7 @@ export type EndCallResponse = Message<"callpilot.v1.EndCallResponse"> & {
  * Use `create(EndCallResponseSchema)` to create a new message.
  */
 export const EndCallResponseSchema: GenMessage<EndCallResponse> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_assist_service, 18);
+  messageDesc(file_callpilot_v1_assist_service, 20);
 
 /**
  * Request of `SubmitFeedback`.
@@ -656,7 +737,7 @@ export type SubmitFeedbackRequest = Message<"callpilot.v1.SubmitFeedbackRequest"
  * Use `create(SubmitFeedbackRequestSchema)` to create a new message.
  */
 export const SubmitFeedbackRequestSchema: GenMessage<SubmitFeedbackRequest> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_assist_service, 19);
+  messageDesc(file_callpilot_v1_assist_service, 21);
 
 /**
  * Response of `SubmitFeedback`.
@@ -684,7 +765,7 @@ export type SubmitFeedbackResponse = Message<"callpilot.v1.SubmitFeedbackRespons
  * Use `create(SubmitFeedbackResponseSchema)` to create a new message.
  */
 export const SubmitFeedbackResponseSchema: GenMessage<SubmitFeedbackResponse> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_assist_service, 20);
+  messageDesc(file_callpilot_v1_assist_service, 22);
 
 /**
  * The agent's wrap-up of a call: what happened and what comes next.
@@ -740,7 +821,7 @@ export type WrapUp = Message<"callpilot.v1.WrapUp"> & {
  * Use `create(WrapUpSchema)` to create a new message.
  */
 export const WrapUpSchema: GenMessage<WrapUp> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_assist_service, 21);
+  messageDesc(file_callpilot_v1_assist_service, 23);
 
 /**
  * Request of `SaveWrapUp`.
@@ -768,7 +849,7 @@ export type SaveWrapUpRequest = Message<"callpilot.v1.SaveWrapUpRequest"> & {
  * Use `create(SaveWrapUpRequestSchema)` to create a new message.
  */
 export const SaveWrapUpRequestSchema: GenMessage<SaveWrapUpRequest> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_assist_service, 22);
+  messageDesc(file_callpilot_v1_assist_service, 24);
 
 /**
  * Response of `SaveWrapUp`.
@@ -789,7 +870,7 @@ export type SaveWrapUpResponse = Message<"callpilot.v1.SaveWrapUpResponse"> & {
  * Use `create(SaveWrapUpResponseSchema)` to create a new message.
  */
 export const SaveWrapUpResponseSchema: GenMessage<SaveWrapUpResponse> = /*@__PURE__*/
-  messageDesc(file_callpilot_v1_assist_service, 23);
+  messageDesc(file_callpilot_v1_assist_service, 25);
 
 /**
  * What the agent did with a suggestion.
@@ -933,7 +1014,9 @@ export const AssistService: GenService<{
     output: typeof CreateCallResponseSchema;
   },
   /**
-   * Returns a call with its final transcript, tool calls and suggestions.
+   * Returns a call with its tool calls, suggestions and the first page of
+   * its final transcript; when `transcript_next_page_token` is set, read the
+   * rest with `ListTranscript` (no call is too long to read).
    *
    * @generated from rpc callpilot.v1.AssistService.GetCall
    */
@@ -941,6 +1024,16 @@ export const AssistService: GenService<{
     methodKind: "unary";
     input: typeof GetCallRequestSchema;
     output: typeof GetCallResponseSchema;
+  },
+  /**
+   * Returns a call's final transcript segments in order, a page at a time.
+   *
+   * @generated from rpc callpilot.v1.AssistService.ListTranscript
+   */
+  listTranscript: {
+    methodKind: "unary";
+    input: typeof ListTranscriptRequestSchema;
+    output: typeof ListTranscriptResponseSchema;
   },
   /**
    * Lists calls, newest first, a page at a time.
