@@ -56,6 +56,7 @@ class MemoryCallLog:
         self.contexts: dict[str, events_pb2.ContextUpdate] = {}
         self.suggestions: dict[str, dict[str, assist_service_pb2.Suggestion]] = {}
         self.tool_calls: dict[str, dict[str, events_pb2.ToolCall]] = {}
+        self.wrap_ups: dict[str, assist_service_pb2.WrapUp] = {}
         # Seconds each append waits before committing: a cancel can land in it.
         self.delay = delay
 
@@ -173,6 +174,21 @@ class MemoryCallLog:
             raise NotFound(f"no suggestion {feedback.suggestion_id!r}")
         suggestion.feedback.CopyFrom(feedback)
         return suggestion
+
+    async def save_wrap_up(
+        self, call_id: str, wrap_up: assist_service_pb2.WrapUp, updated_by: str
+    ) -> assist_service_pb2.WrapUp:
+        if call_id not in self.calls:
+            raise NotFound(f"call {call_id!r} not found")
+        saved = assist_service_pb2.WrapUp()
+        saved.CopyFrom(wrap_up)
+        saved.update_time.GetCurrentTime()
+        saved.updated_by = updated_by
+        self.wrap_ups[call_id] = saved
+        return saved
+
+    async def get_wrap_up(self, call_id: str) -> assist_service_pb2.WrapUp | None:
+        return self.wrap_ups.get(call_id)
 
 
 class WritableDirectory(FakeDirectory):

@@ -32,6 +32,7 @@ EXPECTED_TABLES = {
     "webhook_endpoints",
     "webhook_deliveries",
     "webhook_attempts",
+    "wrapups",
 }
 
 

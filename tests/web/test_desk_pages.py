@@ -48,7 +48,7 @@ def test_desk_pages(gateway: GatewayProcess, finished_call: FinishedCall, artifa
         assert call["title"] == "Maria Garcia"
         assert call["summaryVisible"] and "Maria Garcia" in call["summary"]
         assert "client closed" not in call["reasonText"] and "stream" not in call["reasonText"]
-        assert "not available yet" in call["savePending"]
+        assert "Not saved yet" in call["savePending"]
         # Every line has its time in the call; lines use the column's width.
         assert call["lines"] >= 2 and len(call["times"]) == call["lines"]
         assert all(t and ":" in t for t in call["times"])

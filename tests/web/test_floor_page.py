@@ -115,6 +115,7 @@ async def test_floor_shows_a_second_call_and_a_live_alert(
     assert live["logLive"] == "polite"
     assert [t for t in live["headerLinks"] if t in ("Floor", "Insights")] == ["Floor", "Insights"]
     assert seen["openedDesk"] == f"/calls/{events_a[0].call_id}"
+    assert seen["openedSearch"] == "?readonly=1" and "Supervisor view" in seen["openedReadonlyBanner"]
     assert seen["axe"] == {"desk": [], "phone": []}
     assert not seen["phoneOverflow"]
     assert seen["errors"] == [], seen["errors"]

@@ -1,9 +1,8 @@
-// The agent's wrap-up of an ended call: summary, disposition, follow-ups and
-// notes, editable. Saving needs a server RPC that does not exist yet, so the
-// edits live in the app's state (this module, per call id) for as long as the
-// tab is open: leaving the call and coming back keeps them.
+// The agent's wrap-up of a call as the app holds it: summary, disposition,
+// follow-ups and notes, and where it stands against the call's record. Pure
+// data and conversions; saving and loading are in wrapup-save.ts.
 
-import { useCallback, useState } from "preact/hooks";
+import { Disposition as DispositionEnum, type Timestamp, type WrapUp as WrapUpMessage } from "@callpilot/sdk";
 
 export type Disposition = "" | "resolved" | "follow-up" | "escalated" | "callback" | "unresolved";
 
@@ -16,6 +15,21 @@ export const DISPOSITIONS: readonly { value: Disposition; label: string }[] = [
   { value: "unresolved", label: "Not resolved" },
 ];
 
+/** The app's disposition names and the contract's enum, one to one. */
+export const TO_ENUM: Record<Disposition, DispositionEnum> = {
+  "": DispositionEnum.UNSPECIFIED,
+  resolved: DispositionEnum.RESOLVED,
+  "follow-up": DispositionEnum.FOLLOW_UP,
+  escalated: DispositionEnum.ESCALATED,
+  callback: DispositionEnum.CALLBACK,
+  unresolved: DispositionEnum.UNRESOLVED,
+};
+
+function fromEnum(value: DispositionEnum): Disposition {
+  const found = (Object.keys(TO_ENUM) as Disposition[]).find((k) => TO_ENUM[k] === value);
+  return found ?? "";
+}
+
 export interface WrapUp {
   readonly summary: string;
   readonly disposition: Disposition;
@@ -25,7 +39,17 @@ export interface WrapUp {
   readonly edited: boolean;
 }
 
-const store = new Map<string, WrapUp>();
+/** Where the wrap-up stands against the call's record. */
+export type SaveState =
+  | { kind: "unsaved" }
+  | { kind: "saving" }
+  | { kind: "saved"; at: Timestamp | undefined; by: string }
+  | { kind: "error"; message: string };
+
+export interface Entry {
+  readonly wrapUp: WrapUp;
+  readonly save: SaveState;
+}
 
 /** The follow-ups the server's summary lists ("Follow-ups: ..."), one per sentence. */
 export function followUpsFromSummary(summary: string): string[] {
@@ -47,19 +71,20 @@ export function initialWrapUp(summary: string): WrapUp {
   return { summary, disposition: "", followUps: followUpsFromSummary(summary), notes: "", edited: false };
 }
 
-/** The wrap-up of `callId`, created from the server's summary the first time. */
-export function useWrapUp(callId: string, summary: string): [WrapUp, (change: Partial<WrapUp>) => void] {
-  const [wrapUp, setWrapUp] = useState<WrapUp>(() => store.get(callId) ?? initialWrapUp(summary));
-  const current = store.get(callId) ?? wrapUp;
-  // A summary that arrived after the panel opened fills it in, unless the agent already edited it.
-  const shown = !current.edited && current.summary === "" && summary !== "" ? initialWrapUp(summary) : current;
-  const update = useCallback(
-    (change: Partial<WrapUp>) => {
-      const next = { ...(store.get(callId) ?? shown), ...change, edited: true };
-      store.set(callId, next);
-      setWrapUp(next);
+/** A wrap-up as the server saved it. */
+export function fromMessage(message: WrapUpMessage): Entry {
+  return {
+    wrapUp: {
+      summary: message.summary,
+      disposition: fromEnum(message.disposition),
+      followUps: [...message.followUps],
+      notes: message.notes,
+      edited: true,
     },
-    [callId, shown],
-  );
-  return [shown, update];
+    save: {
+      kind: "saved",
+      at: message.updateTime,
+      by: message.updatedBy,
+    },
+  };
 }

@@ -11,6 +11,9 @@ import {
   type ListCallsResponse,
   type Suggestion,
   SuggestionFeedbackSchema,
+  WrapUpSchema,
+  type Disposition,
+  type WrapUp,
 } from "./gen/callpilot/v1/assist_service_pb.js";
 import type { Call, CallConfigSchema, CallState } from "./gen/callpilot/v1/call_pb.js";
 import { ToolDecisionSchema, type ToolCall, type ToolDecisionKind } from "./gen/callpilot/v1/events_pb.js";
@@ -170,6 +173,22 @@ export class CallpilotClient {
       ),
     );
     return response.suggestion ?? missing("SubmitFeedback", "suggestion");
+  }
+
+  /**
+   * Save the agent's wrap-up of a live or ended call (summary, disposition,
+   * follow-ups, notes), replacing any saved before. Returns it as saved, with
+   * `updateTime` and `updatedBy`; `getCall` returns it as `wrapUp`.
+   */
+  async saveWrapUp(
+    callId: string,
+    wrapUp: { summary?: string; disposition?: Disposition; followUps?: string[]; notes?: string },
+    options?: RequestOptions,
+  ): Promise<WrapUp> {
+    const response = await rpc(
+      this.assist.saveWrapUp({ callId, wrapUp: create(WrapUpSchema, wrapUp) }, this.callOptions(options)),
+    );
+    return response.wrapUp ?? missing("SaveWrapUp", "wrap_up");
   }
 
   /**

@@ -54,7 +54,7 @@ try {
       summary: document.querySelector("#wrapup-summary")?.value ?? "",
       summaryVisible: (document.querySelector("#wrapup-summary")?.getBoundingClientRect().height ?? 0) > 40,
       reasonText: document.querySelector(".wrapup-reason")?.textContent ?? "",
-      savePending: document.querySelector('[data-save="pending"]')?.textContent ?? "",
+      savePending: document.querySelector('[data-save="unsaved"]')?.textContent ?? "",
       lines: document.querySelectorAll("li.line").length,
       times: [...document.querySelectorAll("li.line .line-time")].map((t) => t.textContent),
       lineWidth: document.querySelector("li.line")?.getBoundingClientRect().width ?? 0,

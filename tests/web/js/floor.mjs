@@ -61,11 +61,14 @@ try {
   out.phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
   await page.screenshot({ path: join(shots, "floor-390x844.png") });
 
-  // A click on the row's customer opens the call's desk.
+  // A click on the row's customer opens the call's desk, read-only (the supervisor's view).
   await page.setViewportSize({ width: 1280, height: 800 });
   await page.locator(`tr.floor-row[data-call-id="${idA}"] th a`).click();
-  await page.waitForURL(`**/calls/${idA}`);
+  await page.waitForURL((url) => url.pathname === `/calls/${idA}`);
   out.openedDesk = new URL(page.url()).pathname;
+  out.openedSearch = new URL(page.url()).search;
+  await page.locator('[data-readonly="1"]').waitFor({ timeout: 10_000 });
+  out.openedReadonlyBanner = await page.locator('[data-readonly="1"]').innerText();
 } finally {
   await browser.close();
 }

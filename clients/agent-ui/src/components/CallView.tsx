@@ -25,6 +25,8 @@ export function CallView({ callId }: { callId: string }) {
   const { view, connection, setFeedback, setTool, retry } = useLiveCall(callId);
   const [openSource, setOpenSource] = useState<Source | undefined>(undefined);
   const [endError, setEndError] = useState("");
+  // The supervisor's view from the floor (?readonly=1): the same desk, every action off.
+  const readOnly = new URLSearchParams(window.location.search).get("readonly") === "1";
   const status = callStatus(view, connection);
   const live = status !== "ended";
   const who = identity(view);
@@ -87,12 +89,17 @@ export function CallView({ callId }: { callId: string }) {
           )}
           <span class="muted small mono call-id">{callId}</span>
         </div>
-        {status === "live" && (
+        {status === "live" && !readOnly && (
           <button type="button" class="btn btn-small btn-end" onClick={() => void endCall()}>
             End call
           </button>
         )}
       </div>
+      {readOnly && (
+        <p class="notice banner readonly-banner" role="status" data-readonly="1">
+          Supervisor view: read-only. Suggestions, tools, the wrap-up and ending the call are the agent's.
+        </p>
+      )}
       <OutageBanner status={status} connection={connection} onRetry={retry} />
       {endError !== "" && (
         <p class="error banner" role="alert">
@@ -107,14 +114,17 @@ export function CallView({ callId }: { callId: string }) {
       <Insights context={view.context} />
       <div class={`call-grid${view.ended !== undefined ? " call-grid-ended" : ""}`}>
         <Transcript lines={lines} live={live} />
-        {view.ended !== undefined && <WrapUpPanel callId={callId} ended={view.ended} />}
-        <Suggestions
-          callId={callId}
-          suggestions={visibleSuggestions(view)}
-          onFeedback={setFeedback}
-          onOpenSource={setOpenSource}
-        />
-        <ToolResults callId={callId} tools={visibleTools(view)} live={live} onDecided={setTool} />
+        {view.ended !== undefined && <WrapUpPanel callId={callId} ended={view.ended} readOnly={readOnly} />}
+        {/* Read-only: a disabled fieldset turns off every feedback and tool button inside (links still open). */}
+        <fieldset class="call-actions" disabled={readOnly}>
+          <Suggestions
+            callId={callId}
+            suggestions={visibleSuggestions(view)}
+            onFeedback={setFeedback}
+            onOpenSource={setOpenSource}
+          />
+          <ToolResults callId={callId} tools={visibleTools(view)} live={live} onDecided={setTool} />
+        </fieldset>
         <CustomerCard identified={who} refresh={ticketsCreated} />
       </div>
       {openSource !== undefined && <RecordDialog source={openSource} onClose={() => setOpenSource(undefined)} />}

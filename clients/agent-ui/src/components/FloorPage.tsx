@@ -94,7 +94,7 @@ export function FloorPage() {
               {alerts.map((a) => (
                 <li key={`${a.callId}/${a.alert.alertId}`} class="floor-alert" data-alert-kind={a.alert.kind}>
                   <span class="badge badge-bad">{alertLabel(a.alert.kind)}</span>{" "}
-                  <a href={`/calls/${encodeURIComponent(a.callId)}`} onClick={linkHandler(`/calls/${a.callId}`)}>
+                  <a href={deskHref(a.callId)} onClick={linkHandler(deskHref(a.callId))}>
                     {a.customer}
                   </a>
                   : {a.alert.reason}
@@ -135,11 +135,16 @@ export function FloorPage() {
   );
 }
 
+/** The call's desk as the supervisor sees it: read-only (see CallView). */
+function deskHref(callId: string): string {
+  return `/calls/${encodeURIComponent(callId)}?readonly=1`;
+}
+
 function FloorRowView({ row, now }: { row: FloorRow; now: number }) {
   const trend = trendWords(row.scores);
   const last = row.scores[row.scores.length - 1];
   const topics = row.context?.topics ?? [];
-  const href = `/calls/${encodeURIComponent(row.callId)}`;
+  const href = deskHref(row.callId);
   return (
     <tr class="floor-row" data-call-id={row.callId} data-alerts={row.alerts.length}>
       <th scope="row">

@@ -434,6 +434,27 @@ class AsyncCallpilot:
         response = await _rpc(self.assist.SubmitFeedback(request))
         return response.suggestion
 
+    async def save_wrap_up(
+        self,
+        call_id: str,
+        *,
+        summary: str = "",
+        disposition: assist_service_pb2.Disposition.ValueType = assist_service_pb2.DISPOSITION_UNSPECIFIED,
+        follow_ups: Sequence[str] = (),
+        notes: str = "",
+    ) -> assist_service_pb2.WrapUp:
+        """Save the agent's wrap-up of a live or ended call, replacing any saved before.
+
+        Returns it as saved (with update_time and updated_by); `get_call`
+        returns it too, as `wrap_up`.
+        """
+        wrap_up = assist_service_pb2.WrapUp(
+            summary=summary, disposition=disposition, follow_ups=list(follow_ups), notes=notes
+        )
+        request = assist_service_pb2.SaveWrapUpRequest(call_id=call_id, wrap_up=wrap_up)
+        response = await _rpc(self.assist.SaveWrapUp(request))
+        return response.wrap_up
+
     async def decide_tool(
         self,
         call_id: str,

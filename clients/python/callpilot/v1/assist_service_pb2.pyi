@@ -51,6 +51,42 @@ FEEDBACK_KIND_RATED: FeedbackKind.ValueType  # 3
 """The agent rated it; see `rating`."""
 Global___FeedbackKind: _TypeAlias = FeedbackKind  # noqa: Y015
 
+class _Disposition:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DispositionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Disposition.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPOSITION_UNSPECIFIED: _Disposition.ValueType  # 0
+    """Not chosen yet."""
+    DISPOSITION_RESOLVED: _Disposition.ValueType  # 1
+    """The customer's issue was resolved on the call."""
+    DISPOSITION_FOLLOW_UP: _Disposition.ValueType  # 2
+    """Something remains to be done after the call (see `follow_ups`)."""
+    DISPOSITION_ESCALATED: _Disposition.ValueType  # 3
+    """The call was handed to another team or a supervisor."""
+    DISPOSITION_UNRESOLVED: _Disposition.ValueType  # 4
+    """The issue could not be resolved."""
+    DISPOSITION_CALLBACK: _Disposition.ValueType  # 5
+    """The customer will call back."""
+
+class Disposition(_Disposition, metaclass=_DispositionEnumTypeWrapper):
+    """How a call was resolved, as the agent records it in the wrap-up."""
+
+DISPOSITION_UNSPECIFIED: Disposition.ValueType  # 0
+"""Not chosen yet."""
+DISPOSITION_RESOLVED: Disposition.ValueType  # 1
+"""The customer's issue was resolved on the call."""
+DISPOSITION_FOLLOW_UP: Disposition.ValueType  # 2
+"""Something remains to be done after the call (see `follow_ups`)."""
+DISPOSITION_ESCALATED: Disposition.ValueType  # 3
+"""The call was handed to another team or a supervisor."""
+DISPOSITION_UNRESOLVED: Disposition.ValueType  # 4
+"""The issue could not be resolved."""
+DISPOSITION_CALLBACK: Disposition.ValueType  # 5
+"""The customer will call back."""
+Global___Disposition: _TypeAlias = Disposition  # noqa: Y015
+
 @_typing.final
 class StreamCallRequest(_message.Message):
     """One message of a `StreamCall` request stream."""
@@ -487,6 +523,7 @@ class GetCallResponse(_message.Message):
     SUGGESTIONS_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
     TRANSCRIPT_NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    WRAP_UP_FIELD_NUMBER: _builtins.int
     transcript_next_page_token: _builtins.str
     """Set when `transcript` is only the first page: pass it to
     `ListTranscript` for the rest. Empty: `transcript` is complete.
@@ -511,6 +548,10 @@ class GetCallResponse(_message.Message):
     def context(self) -> _events_pb2.ContextUpdate:
         """The latest conversation state."""
 
+    @_builtins.property
+    def wrap_up(self) -> Global___WrapUp:
+        """The agent's saved wrap-up; unset until one is saved."""
+
     def __init__(
         self,
         *,
@@ -520,10 +561,11 @@ class GetCallResponse(_message.Message):
         suggestions: _abc.Iterable[Global___Suggestion] | None = ...,
         context: _events_pb2.ContextUpdate | None = ...,
         transcript_next_page_token: _builtins.str = ...,
+        wrap_up: Global___WrapUp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "context", b"context"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "context", b"context", "wrap_up", b"wrap_up"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "context", b"context", "suggestions", b"suggestions", "tool_calls", b"tool_calls", "transcript", b"transcript", "transcript_next_page_token", b"transcript_next_page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "context", b"context", "suggestions", b"suggestions", "tool_calls", b"tool_calls", "transcript", b"transcript", "transcript_next_page_token", b"transcript_next_page_token", "wrap_up", b"wrap_up"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -762,3 +804,101 @@ class SubmitFeedbackResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitFeedbackResponse: _TypeAlias = SubmitFeedbackResponse  # noqa: Y015
+
+@_typing.final
+class WrapUp(_message.Message):
+    """The agent's wrap-up of a call: what happened and what comes next."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    DISPOSITION_FIELD_NUMBER: _builtins.int
+    FOLLOW_UPS_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    summary: _builtins.str
+    """Summary of the call in the agent's words, at most 4000 characters."""
+    disposition: Global___Disposition.ValueType
+    """How the call was resolved."""
+    notes: _builtins.str
+    """Free-form notes, at most 4000 characters."""
+    updated_by: _builtins.str
+    """Who last saved it (the caller's subject). Output only."""
+    @_builtins.property
+    def follow_ups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Things to do after the call, each 1 to 500 characters, at most 20."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was last saved. Output only."""
+
+    def __init__(
+        self,
+        *,
+        summary: _builtins.str = ...,
+        disposition: Global___Disposition.ValueType = ...,
+        follow_ups: _abc.Iterable[_builtins.str] | None = ...,
+        notes: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        updated_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disposition", b"disposition", "follow_ups", b"follow_ups", "notes", b"notes", "summary", b"summary", "update_time", b"update_time", "updated_by", b"updated_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WrapUp: _TypeAlias = WrapUp  # noqa: Y015
+
+@_typing.final
+class SaveWrapUpRequest(_message.Message):
+    """Request of `SaveWrapUp`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    WRAP_UP_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """The call, live or ended. Required."""
+    @_builtins.property
+    def wrap_up(self) -> Global___WrapUp:
+        """The wrap-up to save; replaces any saved before. Required."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        wrap_up: Global___WrapUp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wrap_up", b"wrap_up"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "wrap_up", b"wrap_up"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveWrapUpRequest: _TypeAlias = SaveWrapUpRequest  # noqa: Y015
+
+@_typing.final
+class SaveWrapUpResponse(_message.Message):
+    """Response of `SaveWrapUp`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WRAP_UP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def wrap_up(self) -> Global___WrapUp:
+        """The wrap-up as saved, with `update_time` and `updated_by` set."""
+
+    def __init__(
+        self,
+        *,
+        wrap_up: Global___WrapUp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wrap_up", b"wrap_up"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["wrap_up", b"wrap_up"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveWrapUpResponse: _TypeAlias = SaveWrapUpResponse  # noqa: Y015

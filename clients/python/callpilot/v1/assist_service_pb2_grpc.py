@@ -76,6 +76,11 @@ class AssistServiceStub:
                 request_serializer=callpilot_dot_v1_dot_assist__service__pb2.SubmitFeedbackRequest.SerializeToString,
                 response_deserializer=callpilot_dot_v1_dot_assist__service__pb2.SubmitFeedbackResponse.FromString,
                 _registered_method=True)
+        self.SaveWrapUp = channel.unary_unary(
+                '/callpilot.v1.AssistService/SaveWrapUp',
+                request_serializer=callpilot_dot_v1_dot_assist__service__pb2.SaveWrapUpRequest.SerializeToString,
+                response_deserializer=callpilot_dot_v1_dot_assist__service__pb2.SaveWrapUpResponse.FromString,
+                _registered_method=True)
 
 
 class AssistServiceServicer:
@@ -151,6 +156,15 @@ class AssistServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SaveWrapUp(self, request, context):
+        """Saves the agent's wrap-up of a call (summary, disposition, follow-ups,
+        notes), on a live or an ended call. The last save wins; `GetCall` returns
+        it as `wrap_up`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AssistServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -193,6 +207,11 @@ def add_AssistServiceServicer_to_server(servicer, server):
                     servicer.SubmitFeedback,
                     request_deserializer=callpilot_dot_v1_dot_assist__service__pb2.SubmitFeedbackRequest.FromString,
                     response_serializer=callpilot_dot_v1_dot_assist__service__pb2.SubmitFeedbackResponse.SerializeToString,
+            ),
+            'SaveWrapUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveWrapUp,
+                    request_deserializer=callpilot_dot_v1_dot_assist__service__pb2.SaveWrapUpRequest.FromString,
+                    response_serializer=callpilot_dot_v1_dot_assist__service__pb2.SaveWrapUpResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -413,6 +432,33 @@ class AssistService:
             '/callpilot.v1.AssistService/SubmitFeedback',
             callpilot_dot_v1_dot_assist__service__pb2.SubmitFeedbackRequest.SerializeToString,
             callpilot_dot_v1_dot_assist__service__pb2.SubmitFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveWrapUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callpilot.v1.AssistService/SaveWrapUp',
+            callpilot_dot_v1_dot_assist__service__pb2.SaveWrapUpRequest.SerializeToString,
+            callpilot_dot_v1_dot_assist__service__pb2.SaveWrapUpResponse.FromString,
             options,
             channel_credentials,
             insecure,

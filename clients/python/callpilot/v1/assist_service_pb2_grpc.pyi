@@ -68,6 +68,11 @@ class AssistServiceStub:
     write tool (confirm, revise, cancel) from outside the call stream, e.g.
     from the agent app or a CRM.
     """
+    SaveWrapUp: _grpc.UnaryUnaryMultiCallable[_assist_service_pb2.SaveWrapUpRequest, _assist_service_pb2.SaveWrapUpResponse]
+    """Saves the agent's wrap-up of a call (summary, disposition, follow-ups,
+    notes), on a live or an ended call. The last save wins; `GetCall` returns
+    it as `wrap_up`.
+    """
 
 @_typing.type_check_only
 class AssistServiceAsyncStub(AssistServiceStub):
@@ -108,6 +113,11 @@ class AssistServiceAsyncStub(AssistServiceStub):
     """Records what the agent did with a suggestion, or decides a proposed
     write tool (confirm, revise, cancel) from outside the call stream, e.g.
     from the agent app or a CRM.
+    """
+    SaveWrapUp: _aio.UnaryUnaryMultiCallable[_assist_service_pb2.SaveWrapUpRequest, _assist_service_pb2.SaveWrapUpResponse]  # type: ignore[assignment]
+    """Saves the agent's wrap-up of a call (summary, disposition, follow-ups,
+    notes), on a live or an ended call. The last save wins; `GetCall` returns
+    it as `wrap_up`.
     """
 
 class AssistServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -194,6 +204,17 @@ class AssistServiceServicer(metaclass=_abc_1.ABCMeta):
         """Records what the agent did with a suggestion, or decides a proposed
         write tool (confirm, revise, cancel) from outside the call stream, e.g.
         from the agent app or a CRM.
+        """
+
+    @_abc_1.abstractmethod
+    def SaveWrapUp(
+        self,
+        request: _assist_service_pb2.SaveWrapUpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assist_service_pb2.SaveWrapUpResponse, _abc.Awaitable[_assist_service_pb2.SaveWrapUpResponse]]:
+        """Saves the agent's wrap-up of a call (summary, disposition, follow-ups,
+        notes), on a live or an ended call. The last save wins; `GetCall` returns
+        it as `wrap_up`.
         """
 
 def add_AssistServiceServicer_to_server(servicer: AssistServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

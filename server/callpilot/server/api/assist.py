@@ -27,6 +27,7 @@ from callpilot.server.api.validation import (
     validate_first_request,
     validate_from_sequence,
     validate_page_size,
+    validate_wrap_up,
 )
 from callpilot.server.auth.errors import PermissionDenied
 from callpilot.server.auth.join_tokens import JoinTokens
@@ -286,6 +287,9 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
         context_update = await self._store.latest_context(call.call_id)
         if context_update is not None:
             response.context.CopyFrom(context_update)
+        wrap_up = await self._store.get_wrap_up(call.call_id)
+        if wrap_up is not None:
+            response.wrap_up.CopyFrom(wrap_up)
         return response
 
     @unary
@@ -355,6 +359,18 @@ class AssistServicer(pb_grpc.AssistServiceServicer):
         validate_feedback(request.feedback, "feedback")
         suggestion = await self._manager.submit_feedback(request.call_id, request.feedback)
         return pb.SubmitFeedbackResponse(suggestion=suggestion)
+
+    @unary
+    async def SaveWrapUp(self, request: pb.SaveWrapUpRequest, context: Ctx) -> pb.SaveWrapUpResponse:
+        """Last write wins, on a live or ended call; `updated_by` is the caller's subject."""
+        validate_wrap_up(request)
+        principal = current_principal.get()
+        subject = principal.subject if principal is not None else ""
+        try:
+            saved = await self._store.save_wrap_up(request.call_id, request.wrap_up, subject)
+        except NotFound:
+            raise call_not_found(request.call_id) from None
+        return pb.SaveWrapUpResponse(wrap_up=saved)
 
 
 HALF_CLOSE_GRACE_S = 0.2

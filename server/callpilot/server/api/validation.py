@@ -140,3 +140,41 @@ def validate_page_size(page_size: int) -> int:
     if not 0 <= page_size <= 100:
         raise InvalidArgument(Violation("page_size", "must be 1 to 100 (0 means 20)", "OUT_OF_RANGE"))
     return page_size or 20
+
+
+MAX_WRAP_UP_TEXT = 4000
+MAX_FOLLOW_UPS = 20
+MAX_FOLLOW_UP_LEN = 500
+
+
+def validate_wrap_up(request: pb.SaveWrapUpRequest) -> None:
+    """A wrap-up's lengths and disposition, every bad field at once (the call is checked by the store)."""
+    validate_call_id(request.call_id)
+    if not request.HasField("wrap_up"):
+        raise InvalidArgument(Violation("wrap_up", "wrap_up is required", "REQUIRED"))
+    wrap_up = request.wrap_up
+    violations: list[Violation] = []
+    for name in ("summary", "notes"):
+        if len(getattr(wrap_up, name)) > MAX_WRAP_UP_TEXT:
+            violations.append(
+                Violation(f"wrap_up.{name}", f"at most {MAX_WRAP_UP_TEXT} characters", "TOO_LONG")
+            )
+    if wrap_up.disposition not in pb.Disposition.values():
+        violations.append(
+            Violation("wrap_up.disposition", f"unknown disposition {wrap_up.disposition}", "INVALID")
+        )
+    if len(wrap_up.follow_ups) > MAX_FOLLOW_UPS:
+        violations.append(
+            Violation("wrap_up.follow_ups", f"at most {MAX_FOLLOW_UPS} follow-ups are accepted", "TOO_MANY")
+        )
+    for i, item in enumerate(wrap_up.follow_ups):
+        if not item.strip() or len(item) > MAX_FOLLOW_UP_LEN:
+            violations.append(
+                Violation(
+                    f"wrap_up.follow_ups[{i}]",
+                    f"a follow-up is 1 to {MAX_FOLLOW_UP_LEN} characters",
+                    "INVALID",
+                )
+            )
+    if violations:
+        raise InvalidArgument(violations)

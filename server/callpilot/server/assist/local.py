@@ -460,9 +460,8 @@ class LocalAssistant(Assistant):
         topics = plan.topics
         customer = facts.customer
         if customer is not None and plan.known is None:
-            sentences.append(
-                f"The caller is {customer.name} ({customer.customer_id}, {customer.tier or 'standard'} tier, {customer.status or 'active'} account)."
-            )
+            # Who is calling belongs on the customer card (the ContextUpdate), not in a
+            # suggestion: suggestions are things to say or do. The record is still cited.
             sources.add(events_pb2.SOURCE_KIND_CUSTOMER, customer.customer_id, customer.name)
         if facts.candidate is not None and plan.candidate is not None:
             c = facts.candidate

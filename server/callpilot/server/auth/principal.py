@@ -70,6 +70,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     _ASSIST + "ListCalls": frozenset({Role.AGENT}),
     _ASSIST + "EndCall": frozenset({Role.AGENT}),
     _ASSIST + "SubmitFeedback": frozenset({Role.AGENT}),
+    _ASSIST + "SaveWrapUp": frozenset({Role.AGENT}),
     _DIRECTORY + "SearchCustomers": frozenset({Role.INTEGRATOR}),
     _DIRECTORY + "GetCustomer": frozenset({Role.INTEGRATOR}),
     _DIRECTORY + "GetOrder": frozenset({Role.INTEGRATOR}),

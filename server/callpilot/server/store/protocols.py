@@ -75,3 +75,13 @@ class CallLog(Protocol):
     ) -> assist_service_pb2.Suggestion:
         """Append feedback to a suggestion's history; the suggestion with its latest feedback."""
         ...
+
+    async def save_wrap_up(
+        self, call_id: str, wrap_up: assist_service_pb2.WrapUp, updated_by: str
+    ) -> assist_service_pb2.WrapUp:
+        """Replace the call's wrap-up (last write wins); NotFound if the call does not exist."""
+        ...
+
+    async def get_wrap_up(self, call_id: str) -> assist_service_pb2.WrapUp | None:
+        """The call's saved wrap-up, or None."""
+        ...

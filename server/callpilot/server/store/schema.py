@@ -401,3 +401,20 @@ webhook_attempts = Table(
     ForeignKeyConstraint(["delivery_id"], ["webhook_deliveries.delivery_id"], ondelete="CASCADE"),
     Index("ix_webhook_attempts_delivery", "delivery_id", "attempt_id"),
 )
+
+# --- call wrap-ups (migration 0004; queries in store/wrapups.py) ---
+
+wrapups = Table(
+    "wrapups",
+    metadata,
+    _tenant(),
+    Column("call_id", String(ID_LENGTH), nullable=False),
+    # DISPOSITION_* number, queryable for analytics; `data` holds the whole WrapUp.
+    Column("disposition", SmallInteger, nullable=False),
+    # The principal's subject (key id or token `sub`) of the last save.
+    Column("updated_by", Text, nullable=False),
+    Column("update_time", UtcDateTime, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "call_id"),
+    ForeignKeyConstraint(["tenant_id", "call_id"], ["calls.tenant_id", "calls.call_id"], ondelete="CASCADE"),
+)

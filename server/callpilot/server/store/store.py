@@ -50,6 +50,7 @@ from callpilot.server.store.importer import DataImportError, ImportReport
 from callpilot.server.store.insights import InsightsQueries
 from callpilot.server.store.loading import DataLoading, load_demo_document
 from callpilot.server.store.migrate import upgrade_to_head
+from callpilot.server.store.wrapups import WrapUps
 from callpilot.v1 import directory_pb2
 
 if TYPE_CHECKING:
@@ -57,7 +58,9 @@ if TYPE_CHECKING:
     from callpilot.server.store.protocols import CallLog
 
 
-class Store(DirectoryQueries, CallRecords, EventLog, Feedback, DataLoading, FloorQueries, InsightsQueries):
+class Store(
+    DirectoryQueries, CallRecords, EventLog, Feedback, DataLoading, FloorQueries, InsightsQueries, WrapUps
+):
     """Persistence for one tenant; create it with `await Store.open(url)`."""
 
     @classmethod

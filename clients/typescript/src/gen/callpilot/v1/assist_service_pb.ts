@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file callpilot/v1/assist_service.proto.
  */
 export const file_callpilot_v1_assist_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjYWxscGlsb3QvdjEvYXNzaXN0X3NlcnZpY2UucHJvdG8SDGNhbGxwaWxvdC52MSLQAQoRU3RyZWFtQ2FsbFJlcXVlc3QSKgoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWdIABIpCgVhdWRpbxgCIAEoCzIYLmNhbGxwaWxvdC52MS5BdWRpb0NodW5rSAASKwoJdGV4dF90dXJuGAMgASgLMhYuY2FsbHBpbG90LnYxLlRleHRUdXJuSAASLAoHY29udHJvbBgEIAEoCzIZLmNhbGxwaWxvdC52MS5DYWxsQ29udHJvbEgAQgkKB3JlcXVlc3QiGgoKQXVkaW9DaHVuaxIMCgRkYXRhGAEgASgMIkEKCFRleHRUdXJuEicKBHJvbGUYASABKA4yGS5jYWxscGlsb3QudjEuU3BlYWtlclJvbGUSDAoEdGV4dBgCIAEoCSIbCgpTdWdnZXN0Tm93Eg0KBXF1ZXJ5GAEgASgJIhsKCUVuZE9mQ2FsbBIOCgZkZXRhaWwYASABKAkidgoSU3VnZ2VzdGlvbkZlZWRiYWNrEhUKDXN1Z2dlc3Rpb25faWQYASABKAkSKAoEa2luZBgCIAEoDjIaLmNhbGxwaWxvdC52MS5GZWVkYmFja0tpbmQSDgoGcmF0aW5nGAMgASgFEg8KB2NvbW1lbnQYBCABKAki5AEKC0NhbGxDb250cm9sEi8KC3N1Z2dlc3Rfbm93GAEgASgLMhguY2FsbHBpbG90LnYxLlN1Z2dlc3ROb3dIABIuCgtlbmRfb2ZfY2FsbBgCIAEoCzIXLmNhbGxwaWxvdC52MS5FbmRPZkNhbGxIABI0CghmZWVkYmFjaxgDIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2tIABIzCg10b29sX2RlY2lzaW9uGAQgASgLMhouY2FsbHBpbG90LnYxLlRvb2xEZWNpc2lvbkgAQgkKB2NvbnRyb2wiPAoSU3RyZWFtQ2FsbFJlc3BvbnNlEiYKBWV2ZW50GAEgASgLMhcuY2FsbHBpbG90LnYxLkNhbGxFdmVudCI6ChBXYXRjaENhbGxSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSFQoNZnJvbV9zZXF1ZW5jZRgCIAEoAyI7ChFXYXRjaENhbGxSZXNwb25zZRImCgVldmVudBgBIAEoCzIXLmNhbGxwaWxvdC52MS5DYWxsRXZlbnQiPQoRQ3JlYXRlQ2FsbFJlcXVlc3QSKAoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWcihgEKEkNyZWF0ZUNhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSEgoKam9pbl90b2tlbhgCIAEoCRI6ChZqb2luX3Rva2VuX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/Cg5HZXRDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEhwKFHRyYW5zY3JpcHRfcGFnZV9zaXplGAIgASgFIrwBCgpTdWdnZXN0aW9uEjUKCnN1Z2dlc3Rpb24YASABKAsyIS5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbkNvbXBsZXRlZBIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc3VwZXJzZWRlZBgDIAEoCBIyCghmZWVkYmFjaxgEIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2silAIKD0dldENhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSMgoKdHJhbnNjcmlwdBgCIAMoCzIeLmNhbGxwaWxvdC52MS5UcmFuc2NyaXB0VXBkYXRlEioKCnRvb2xfY2FsbHMYAyADKAsyFi5jYWxscGlsb3QudjEuVG9vbENhbGwSLQoLc3VnZ2VzdGlvbnMYBCADKAsyGC5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbhIsCgdjb250ZXh0GAUgASgLMhsuY2FsbHBpbG90LnYxLkNvbnRleHRVcGRhdGUSIgoadHJhbnNjcmlwdF9uZXh0X3BhZ2VfdG9rZW4YBiABKAkiTwoVTGlzdFRyYW5zY3JpcHRSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYwoWTGlzdFRyYW5zY3JpcHRSZXNwb25zZRIwCghzZWdtZW50cxgBIAMoCzIeLmNhbGxwaWxvdC52MS5UcmFuc2NyaXB0VXBkYXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJhChBMaXN0Q2FsbHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiYKBXN0YXRlGAMgASgOMhcuY2FsbHBpbG90LnYxLkNhbGxTdGF0ZSJPChFMaXN0Q2FsbHNSZXNwb25zZRIhCgVjYWxscxgBIAMoCzISLmNhbGxwaWxvdC52MS5DYWxsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIxCg5FbmRDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEg4KBmRldGFpbBgCIAEoCSIzCg9FbmRDYWxsUmVzcG9uc2USIAoEY2FsbBgBIAEoCzISLmNhbGxwaWxvdC52MS5DYWxsIo8BChVTdWJtaXRGZWVkYmFja1JlcXVlc3QSDwoHY2FsbF9pZBgBIAEoCRIyCghmZWVkYmFjaxgCIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2sSMQoNdG9vbF9kZWNpc2lvbhgDIAEoCzIaLmNhbGxwaWxvdC52MS5Ub29sRGVjaXNpb24icQoWU3VibWl0RmVlZGJhY2tSZXNwb25zZRIsCgpzdWdnZXN0aW9uGAEgASgLMhguY2FsbHBpbG90LnYxLlN1Z2dlc3Rpb24SKQoJdG9vbF9jYWxsGAIgASgLMhYuY2FsbHBpbG90LnYxLlRvb2xDYWxsKnsKDEZlZWRiYWNrS2luZBIdChlGRUVEQkFDS19LSU5EX1VOU1BFQ0lGSUVEEAASFgoSRkVFREJBQ0tfS0lORF9VU0VEEAESGwoXRkVFREJBQ0tfS0lORF9ESVNNSVNTRUQQAhIXChNGRUVEQkFDS19LSU5EX1JBVEVEEAMynQUKDUFzc2lzdFNlcnZpY2USUwoKU3RyZWFtQ2FsbBIfLmNhbGxwaWxvdC52MS5TdHJlYW1DYWxsUmVxdWVzdBogLmNhbGxwaWxvdC52MS5TdHJlYW1DYWxsUmVzcG9uc2UoATABEk4KCVdhdGNoQ2FsbBIeLmNhbGxwaWxvdC52MS5XYXRjaENhbGxSZXF1ZXN0Gh8uY2FsbHBpbG90LnYxLldhdGNoQ2FsbFJlc3BvbnNlMAESTwoKQ3JlYXRlQ2FsbBIfLmNhbGxwaWxvdC52MS5DcmVhdGVDYWxsUmVxdWVzdBogLmNhbGxwaWxvdC52MS5DcmVhdGVDYWxsUmVzcG9uc2USRgoHR2V0Q2FsbBIcLmNhbGxwaWxvdC52MS5HZXRDYWxsUmVxdWVzdBodLmNhbGxwaWxvdC52MS5HZXRDYWxsUmVzcG9uc2USWwoOTGlzdFRyYW5zY3JpcHQSIy5jYWxscGlsb3QudjEuTGlzdFRyYW5zY3JpcHRSZXF1ZXN0GiQuY2FsbHBpbG90LnYxLkxpc3RUcmFuc2NyaXB0UmVzcG9uc2USTAoJTGlzdENhbGxzEh4uY2FsbHBpbG90LnYxLkxpc3RDYWxsc1JlcXVlc3QaHy5jYWxscGlsb3QudjEuTGlzdENhbGxzUmVzcG9uc2USRgoHRW5kQ2FsbBIcLmNhbGxwaWxvdC52MS5FbmRDYWxsUmVxdWVzdBodLmNhbGxwaWxvdC52MS5FbmRDYWxsUmVzcG9uc2USWwoOU3VibWl0RmVlZGJhY2sSIy5jYWxscGlsb3QudjEuU3VibWl0RmVlZGJhY2tSZXF1ZXN0GiQuY2FsbHBpbG90LnYxLlN1Ym1pdEZlZWRiYWNrUmVzcG9uc2ViBnByb3RvMw", [file_callpilot_v1_call, file_callpilot_v1_common, file_callpilot_v1_events, file_google_protobuf_timestamp]);
+  fileDesc("CiFjYWxscGlsb3QvdjEvYXNzaXN0X3NlcnZpY2UucHJvdG8SDGNhbGxwaWxvdC52MSLQAQoRU3RyZWFtQ2FsbFJlcXVlc3QSKgoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWdIABIpCgVhdWRpbxgCIAEoCzIYLmNhbGxwaWxvdC52MS5BdWRpb0NodW5rSAASKwoJdGV4dF90dXJuGAMgASgLMhYuY2FsbHBpbG90LnYxLlRleHRUdXJuSAASLAoHY29udHJvbBgEIAEoCzIZLmNhbGxwaWxvdC52MS5DYWxsQ29udHJvbEgAQgkKB3JlcXVlc3QiGgoKQXVkaW9DaHVuaxIMCgRkYXRhGAEgASgMIkEKCFRleHRUdXJuEicKBHJvbGUYASABKA4yGS5jYWxscGlsb3QudjEuU3BlYWtlclJvbGUSDAoEdGV4dBgCIAEoCSIbCgpTdWdnZXN0Tm93Eg0KBXF1ZXJ5GAEgASgJIhsKCUVuZE9mQ2FsbBIOCgZkZXRhaWwYASABKAkidgoSU3VnZ2VzdGlvbkZlZWRiYWNrEhUKDXN1Z2dlc3Rpb25faWQYASABKAkSKAoEa2luZBgCIAEoDjIaLmNhbGxwaWxvdC52MS5GZWVkYmFja0tpbmQSDgoGcmF0aW5nGAMgASgFEg8KB2NvbW1lbnQYBCABKAki5AEKC0NhbGxDb250cm9sEi8KC3N1Z2dlc3Rfbm93GAEgASgLMhguY2FsbHBpbG90LnYxLlN1Z2dlc3ROb3dIABIuCgtlbmRfb2ZfY2FsbBgCIAEoCzIXLmNhbGxwaWxvdC52MS5FbmRPZkNhbGxIABI0CghmZWVkYmFjaxgDIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2tIABIzCg10b29sX2RlY2lzaW9uGAQgASgLMhouY2FsbHBpbG90LnYxLlRvb2xEZWNpc2lvbkgAQgkKB2NvbnRyb2wiPAoSU3RyZWFtQ2FsbFJlc3BvbnNlEiYKBWV2ZW50GAEgASgLMhcuY2FsbHBpbG90LnYxLkNhbGxFdmVudCI6ChBXYXRjaENhbGxSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSFQoNZnJvbV9zZXF1ZW5jZRgCIAEoAyI7ChFXYXRjaENhbGxSZXNwb25zZRImCgVldmVudBgBIAEoCzIXLmNhbGxwaWxvdC52MS5DYWxsRXZlbnQiPQoRQ3JlYXRlQ2FsbFJlcXVlc3QSKAoGY29uZmlnGAEgASgLMhguY2FsbHBpbG90LnYxLkNhbGxDb25maWcihgEKEkNyZWF0ZUNhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSEgoKam9pbl90b2tlbhgCIAEoCRI6ChZqb2luX3Rva2VuX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/Cg5HZXRDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEhwKFHRyYW5zY3JpcHRfcGFnZV9zaXplGAIgASgFIrwBCgpTdWdnZXN0aW9uEjUKCnN1Z2dlc3Rpb24YASABKAsyIS5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbkNvbXBsZXRlZBIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc3VwZXJzZWRlZBgDIAEoCBIyCghmZWVkYmFjaxgEIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2siuwIKD0dldENhbGxSZXNwb25zZRIgCgRjYWxsGAEgASgLMhIuY2FsbHBpbG90LnYxLkNhbGwSMgoKdHJhbnNjcmlwdBgCIAMoCzIeLmNhbGxwaWxvdC52MS5UcmFuc2NyaXB0VXBkYXRlEioKCnRvb2xfY2FsbHMYAyADKAsyFi5jYWxscGlsb3QudjEuVG9vbENhbGwSLQoLc3VnZ2VzdGlvbnMYBCADKAsyGC5jYWxscGlsb3QudjEuU3VnZ2VzdGlvbhIsCgdjb250ZXh0GAUgASgLMhsuY2FsbHBpbG90LnYxLkNvbnRleHRVcGRhdGUSIgoadHJhbnNjcmlwdF9uZXh0X3BhZ2VfdG9rZW4YBiABKAkSJQoHd3JhcF91cBgHIAEoCzIULmNhbGxwaWxvdC52MS5XcmFwVXAiTwoVTGlzdFRyYW5zY3JpcHRSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYwoWTGlzdFRyYW5zY3JpcHRSZXNwb25zZRIwCghzZWdtZW50cxgBIAMoCzIeLmNhbGxwaWxvdC52MS5UcmFuc2NyaXB0VXBkYXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJhChBMaXN0Q2FsbHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiYKBXN0YXRlGAMgASgOMhcuY2FsbHBpbG90LnYxLkNhbGxTdGF0ZSJPChFMaXN0Q2FsbHNSZXNwb25zZRIhCgVjYWxscxgBIAMoCzISLmNhbGxwaWxvdC52MS5DYWxsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIxCg5FbmRDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEg4KBmRldGFpbBgCIAEoCSIzCg9FbmRDYWxsUmVzcG9uc2USIAoEY2FsbBgBIAEoCzISLmNhbGxwaWxvdC52MS5DYWxsIo8BChVTdWJtaXRGZWVkYmFja1JlcXVlc3QSDwoHY2FsbF9pZBgBIAEoCRIyCghmZWVkYmFjaxgCIAEoCzIgLmNhbGxwaWxvdC52MS5TdWdnZXN0aW9uRmVlZGJhY2sSMQoNdG9vbF9kZWNpc2lvbhgDIAEoCzIaLmNhbGxwaWxvdC52MS5Ub29sRGVjaXNpb24icQoWU3VibWl0RmVlZGJhY2tSZXNwb25zZRIsCgpzdWdnZXN0aW9uGAEgASgLMhguY2FsbHBpbG90LnYxLlN1Z2dlc3Rpb24SKQoJdG9vbF9jYWxsGAIgASgLMhYuY2FsbHBpbG90LnYxLlRvb2xDYWxsIrEBCgZXcmFwVXASDwoHc3VtbWFyeRgBIAEoCRIuCgtkaXNwb3NpdGlvbhgCIAEoDjIZLmNhbGxwaWxvdC52MS5EaXNwb3NpdGlvbhISCgpmb2xsb3dfdXBzGAMgAygJEg0KBW5vdGVzGAQgASgJEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp1cGRhdGVkX2J5GAYgASgJIksKEVNhdmVXcmFwVXBSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAkSJQoHd3JhcF91cBgCIAEoCzIULmNhbGxwaWxvdC52MS5XcmFwVXAiOwoSU2F2ZVdyYXBVcFJlc3BvbnNlEiUKB3dyYXBfdXAYASABKAsyFC5jYWxscGlsb3QudjEuV3JhcFVwKnsKDEZlZWRiYWNrS2luZBIdChlGRUVEQkFDS19LSU5EX1VOU1BFQ0lGSUVEEAASFgoSRkVFREJBQ0tfS0lORF9VU0VEEAESGwoXRkVFREJBQ0tfS0lORF9ESVNNSVNTRUQQAhIXChNGRUVEQkFDS19LSU5EX1JBVEVEEAMqsAEKC0Rpc3Bvc2l0aW9uEhsKF0RJU1BPU0lUSU9OX1VOU1BFQ0lGSUVEEAASGAoURElTUE9TSVRJT05fUkVTT0xWRUQQARIZChVESVNQT1NJVElPTl9GT0xMT1dfVVAQAhIZChVESVNQT1NJVElPTl9FU0NBTEFURUQQAxIaChZESVNQT1NJVElPTl9VTlJFU09MVkVEEAQSGAoURElTUE9TSVRJT05fQ0FMTEJBQ0sQBTLuBQoNQXNzaXN0U2VydmljZRJTCgpTdHJlYW1DYWxsEh8uY2FsbHBpbG90LnYxLlN0cmVhbUNhbGxSZXF1ZXN0GiAuY2FsbHBpbG90LnYxLlN0cmVhbUNhbGxSZXNwb25zZSgBMAESTgoJV2F0Y2hDYWxsEh4uY2FsbHBpbG90LnYxLldhdGNoQ2FsbFJlcXVlc3QaHy5jYWxscGlsb3QudjEuV2F0Y2hDYWxsUmVzcG9uc2UwARJPCgpDcmVhdGVDYWxsEh8uY2FsbHBpbG90LnYxLkNyZWF0ZUNhbGxSZXF1ZXN0GiAuY2FsbHBpbG90LnYxLkNyZWF0ZUNhbGxSZXNwb25zZRJGCgdHZXRDYWxsEhwuY2FsbHBpbG90LnYxLkdldENhbGxSZXF1ZXN0Gh0uY2FsbHBpbG90LnYxLkdldENhbGxSZXNwb25zZRJbCg5MaXN0VHJhbnNjcmlwdBIjLmNhbGxwaWxvdC52MS5MaXN0VHJhbnNjcmlwdFJlcXVlc3QaJC5jYWxscGlsb3QudjEuTGlzdFRyYW5zY3JpcHRSZXNwb25zZRJMCglMaXN0Q2FsbHMSHi5jYWxscGlsb3QudjEuTGlzdENhbGxzUmVxdWVzdBofLmNhbGxwaWxvdC52MS5MaXN0Q2FsbHNSZXNwb25zZRJGCgdFbmRDYWxsEhwuY2FsbHBpbG90LnYxLkVuZENhbGxSZXF1ZXN0Gh0uY2FsbHBpbG90LnYxLkVuZENhbGxSZXNwb25zZRJbCg5TdWJtaXRGZWVkYmFjaxIjLmNhbGxwaWxvdC52MS5TdWJtaXRGZWVkYmFja1JlcXVlc3QaJC5jYWxscGlsb3QudjEuU3VibWl0RmVlZGJhY2tSZXNwb25zZRJPCgpTYXZlV3JhcFVwEh8uY2FsbHBpbG90LnYxLlNhdmVXcmFwVXBSZXF1ZXN0GiAuY2FsbHBpbG90LnYxLlNhdmVXcmFwVXBSZXNwb25zZWIGcHJvdG8z", [file_callpilot_v1_call, file_callpilot_v1_common, file_callpilot_v1_events, file_google_protobuf_timestamp]);
 
 /**
  * One message of a `StreamCall` request stream.
@@ -511,6 +511,13 @@ export type GetCallResponse = Message<"callpilot.v1.GetCallResponse"> & {
    * @generated from field: string transcript_next_page_token = 6;
    */
   transcriptNextPageToken: string;
+
+  /**
+   * The agent's saved wrap-up; unset until one is saved.
+   *
+   * @generated from field: callpilot.v1.WrapUp wrap_up = 7;
+   */
+  wrapUp?: WrapUp | undefined;
 };
 
 /**
@@ -761,6 +768,111 @@ export const SubmitFeedbackResponseSchema: GenMessage<SubmitFeedbackResponse> = 
   messageDesc(file_callpilot_v1_assist_service, 22);
 
 /**
+ * The agent's wrap-up of a call: what happened and what comes next.
+ *
+ * @generated from message callpilot.v1.WrapUp
+ */
+export type WrapUp = Message<"callpilot.v1.WrapUp"> & {
+  /**
+   * Summary of the call in the agent's words, at most 4000 characters.
+   *
+   * @generated from field: string summary = 1;
+   */
+  summary: string;
+
+  /**
+   * How the call was resolved.
+   *
+   * @generated from field: callpilot.v1.Disposition disposition = 2;
+   */
+  disposition: Disposition;
+
+  /**
+   * Things to do after the call, each 1 to 500 characters, at most 20.
+   *
+   * @generated from field: repeated string follow_ups = 3;
+   */
+  followUps: string[];
+
+  /**
+   * Free-form notes, at most 4000 characters.
+   *
+   * @generated from field: string notes = 4;
+   */
+  notes: string;
+
+  /**
+   * When it was last saved. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 5;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * Who last saved it (the caller's subject). Output only.
+   *
+   * @generated from field: string updated_by = 6;
+   */
+  updatedBy: string;
+};
+
+/**
+ * Describes the message callpilot.v1.WrapUp.
+ * Use `create(WrapUpSchema)` to create a new message.
+ */
+export const WrapUpSchema: GenMessage<WrapUp> = /*@__PURE__*/
+  messageDesc(file_callpilot_v1_assist_service, 23);
+
+/**
+ * Request of `SaveWrapUp`.
+ *
+ * @generated from message callpilot.v1.SaveWrapUpRequest
+ */
+export type SaveWrapUpRequest = Message<"callpilot.v1.SaveWrapUpRequest"> & {
+  /**
+   * The call, live or ended. Required.
+   *
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+
+  /**
+   * The wrap-up to save; replaces any saved before. Required.
+   *
+   * @generated from field: callpilot.v1.WrapUp wrap_up = 2;
+   */
+  wrapUp?: WrapUp | undefined;
+};
+
+/**
+ * Describes the message callpilot.v1.SaveWrapUpRequest.
+ * Use `create(SaveWrapUpRequestSchema)` to create a new message.
+ */
+export const SaveWrapUpRequestSchema: GenMessage<SaveWrapUpRequest> = /*@__PURE__*/
+  messageDesc(file_callpilot_v1_assist_service, 24);
+
+/**
+ * Response of `SaveWrapUp`.
+ *
+ * @generated from message callpilot.v1.SaveWrapUpResponse
+ */
+export type SaveWrapUpResponse = Message<"callpilot.v1.SaveWrapUpResponse"> & {
+  /**
+   * The wrap-up as saved, with `update_time` and `updated_by` set.
+   *
+   * @generated from field: callpilot.v1.WrapUp wrap_up = 1;
+   */
+  wrapUp?: WrapUp | undefined;
+};
+
+/**
+ * Describes the message callpilot.v1.SaveWrapUpResponse.
+ * Use `create(SaveWrapUpResponseSchema)` to create a new message.
+ */
+export const SaveWrapUpResponseSchema: GenMessage<SaveWrapUpResponse> = /*@__PURE__*/
+  messageDesc(file_callpilot_v1_assist_service, 25);
+
+/**
  * What the agent did with a suggestion.
  *
  * @generated from enum callpilot.v1.FeedbackKind
@@ -800,6 +912,61 @@ export enum FeedbackKind {
  */
 export const FeedbackKindSchema: GenEnum<FeedbackKind> = /*@__PURE__*/
   enumDesc(file_callpilot_v1_assist_service, 0);
+
+/**
+ * How a call was resolved, as the agent records it in the wrap-up.
+ *
+ * @generated from enum callpilot.v1.Disposition
+ */
+export enum Disposition {
+  /**
+   * Not chosen yet.
+   *
+   * @generated from enum value: DISPOSITION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The customer's issue was resolved on the call.
+   *
+   * @generated from enum value: DISPOSITION_RESOLVED = 1;
+   */
+  RESOLVED = 1,
+
+  /**
+   * Something remains to be done after the call (see `follow_ups`).
+   *
+   * @generated from enum value: DISPOSITION_FOLLOW_UP = 2;
+   */
+  FOLLOW_UP = 2,
+
+  /**
+   * The call was handed to another team or a supervisor.
+   *
+   * @generated from enum value: DISPOSITION_ESCALATED = 3;
+   */
+  ESCALATED = 3,
+
+  /**
+   * The issue could not be resolved.
+   *
+   * @generated from enum value: DISPOSITION_UNRESOLVED = 4;
+   */
+  UNRESOLVED = 4,
+
+  /**
+   * The customer will call back.
+   *
+   * @generated from enum value: DISPOSITION_CALLBACK = 5;
+   */
+  CALLBACK = 5,
+}
+
+/**
+ * Describes the enum callpilot.v1.Disposition.
+ */
+export const DispositionSchema: GenEnum<Disposition> = /*@__PURE__*/
+  enumDesc(file_callpilot_v1_assist_service, 1);
 
 /**
  * Live assistance for calls: audio and text in, transcript, context, tool
@@ -899,6 +1066,18 @@ export const AssistService: GenService<{
     methodKind: "unary";
     input: typeof SubmitFeedbackRequestSchema;
     output: typeof SubmitFeedbackResponseSchema;
+  },
+  /**
+   * Saves the agent's wrap-up of a call (summary, disposition, follow-ups,
+   * notes), on a live or an ended call. The last save wins; `GetCall` returns
+   * it as `wrap_up`.
+   *
+   * @generated from rpc callpilot.v1.AssistService.SaveWrapUp
+   */
+  saveWrapUp: {
+    methodKind: "unary";
+    input: typeof SaveWrapUpRequestSchema;
+    output: typeof SaveWrapUpResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_callpilot_v1_assist_service, 0);
