@@ -250,3 +250,16 @@ async def drop_pg_database(url: str) -> None:
 
 def run_async(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def create_key(env: dict[str, str], tenant: str, role: str) -> str:
+    """`callpilot keys create` against the database in `env`, as an operator bootstraps keys; the secret."""
+    out = subprocess.run(
+        [str(VENV_BIN / "callpilot"), "keys", "create", "--tenant", tenant, "--role", role],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout.strip()

@@ -7,8 +7,6 @@ NOT_FOUND exactly like an unknown call, and bad input names the field.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,19 +15,7 @@ import pytest
 from callpilot.client import AsyncCallpilot, CallpilotError
 from callpilot.v1 import assist_service_pb2 as pb
 from callpilot.v1 import call_pb2
-from support import VENV_BIN, ServerProcess
-
-
-def _key(env: dict[str, str], tenant: str, role: str) -> str:
-    out = subprocess.run(
-        [str(VENV_BIN / "callpilot"), "keys", "create", "--tenant", tenant, "--role", role],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout.strip()
+from support import ServerProcess, create_key
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +38,9 @@ async def test_save_read_back_overwrite_and_tenant_scope(
     server: tuple[ServerProcess, dict[str, str]],
 ) -> None:
     proc, env = server
-    integrator = _key(env, "default", "integrator")
-    agent = _key(env, "default", "agent")
-    other_agent = _key(env, "globex", "agent")
+    integrator = create_key(env, "default", "integrator")
+    agent = create_key(env, "default", "agent")
+    other_agent = create_key(env, "globex", "agent")
     async with AsyncCallpilot(proc.address, api_key=integrator) as cp:
         call_id = (await cp.create_call(call_pb2.CallConfig())).call_id
     async with AsyncCallpilot(proc.address, api_key=agent) as cp:

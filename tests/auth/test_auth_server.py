@@ -15,22 +15,10 @@ import pytest
 from callpilot.client import AsyncCallpilot, CallpilotError
 from callpilot.v1 import call_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from support import ROOT, VENV_BIN, ServerProcess
+from support import ROOT, VENV_BIN, ServerProcess, create_key
 from tls_support import TlsFiles, make_tls_files
 
 ARTIFACTS = ROOT / "artifacts"
-
-
-def create_key(env: dict[str, str], tenant: str, role: str) -> str:
-    out = subprocess.run(
-        [str(VENV_BIN / "callpilot"), "keys", "create", "--tenant", tenant, "--role", role],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 @pytest.fixture(scope="module")

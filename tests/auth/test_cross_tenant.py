@@ -9,32 +9,18 @@ never changes it; listings and the directory show only the caller's tenant.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
 from collections.abc import Iterator
 
 import grpc
 import pytest
 from callpilot.client import AsyncCallpilot, CallpilotError
 from callpilot.v1 import assist_service_pb2, call_pb2, common_pb2, events_pb2
-from support import ROOT, VENV_BIN, ServerProcess
+from support import ROOT, ServerProcess, create_key
 
 PAIRS = 10_000
 CALLS_PER_TENANT = 25
 TENANTS = ("default", "globex")
-
-
-def _key(env: dict[str, str], tenant: str, role: str) -> str:
-    out = subprocess.run(
-        [str(VENV_BIN / "callpilot"), "keys", "create", "--tenant", tenant, "--role", role],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +51,8 @@ async def test_ten_thousand_random_pairs_never_cross_tenants(
     server: tuple[ServerProcess, dict[str, str]],
 ) -> None:
     proc, env = server
-    integrators = {t: _key(env, t, "integrator") for t in TENANTS}
-    agents = {t: _key(env, t, "agent") for t in TENANTS}
+    integrators = {t: create_key(env, t, "integrator") for t in TENANTS}
+    agents = {t: create_key(env, t, "agent") for t in TENANTS}
     calls: dict[str, list[str]] = {}
     clients: list[AsyncCallpilot] = []
     try:

@@ -4,25 +4,12 @@ not starve another tenant's calls."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 from pathlib import Path
 
 import grpc
 from callpilot.client import AsyncCallpilot, CallpilotError
 from callpilot.v1 import call_pb2
-from support import ROOT, VENV_BIN, ServerProcess
-
-
-def _key(env: dict[str, str], tenant: str, role: str) -> str:
-    return subprocess.run(
-        [str(VENV_BIN / "callpilot"), "keys", "create", "--tenant", tenant, "--role", role],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.strip()
+from support import ROOT, ServerProcess, create_key
 
 
 async def _code(coro: object) -> grpc.StatusCode:
@@ -43,7 +30,7 @@ async def test_a_flooding_tenant_is_limited_and_the_other_is_not(tmp_path: Path)
         "CALLPILOT_RATE_LIMIT_BURST": "10",
         "CALLPILOT_MAX_CALLS_PER_TENANT": "2",
     }
-    flood_key, calm_key = _key(env, "flood", "admin"), _key(env, "calm", "admin")
+    flood_key, calm_key = create_key(env, "flood", "admin"), create_key(env, "calm", "admin")
     proc = ServerProcess(env, ROOT / "artifacts" / "server-limits.log").start()
     try:
         async with (

@@ -4,8 +4,6 @@ browser calls, the agent app)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,20 +13,7 @@ from pathlib import Path
 import jwt as pyjwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from support import VENV_BIN, ServerProcess
-
-
-def create_key(env: dict[str, str], tenant: str, role: str) -> str:
-    out = subprocess.run(
-        [str(VENV_BIN / "callpilot"), "keys", "create", "--tenant", tenant, "--role", role],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout.strip()
-
+from support import ServerProcess, create_key
 
 JWT_AUDIENCE = "callpilot-desk"
 JWT_ISSUER = "https://idp.example"
