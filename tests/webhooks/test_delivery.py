@@ -257,6 +257,30 @@ async def test_an_endpoint_failing_longer_than_the_limit_is_disabled(store: Stor
     assert await outbox.claim(store.engine, "X", 10, 30.0) == []
 
 
+async def test_a_delivery_first_tried_after_the_limit_disables_its_endpoint(store: Store) -> None:
+    """Failing since its creation for the whole limit is continuous failure, however late the try."""
+    one_second = WebhookSettings(
+        timeout_s=0.5, retry_base_s=0.01, retry_cap_s=0.05, poll_s=0.05, disable_after_days=1 / 86400
+    )
+    endpoint = await outbox.create_endpoint(
+        store.engine,
+        store.tenant_id,
+        f"http://127.0.0.1:{free_port()}/gone",
+        ["call.ended"],
+        "",
+        new_secret(),
+    )
+    await _run_call(store)
+    await asyncio.sleep(1.2)  # the worker was busy (or down) longer than the limit
+    worker = WebhookWorker(store.engine, one_second)
+    try:
+        await worker.run_once()
+    finally:
+        await worker.stop()
+    found = await outbox.get_endpoint(store.engine, store.tenant_id, endpoint.endpoint_id)
+    assert found is not None and not found.enabled
+
+
 def test_retry_delays_grow_exponentially_with_full_jitter_up_to_the_cap() -> None:
     s = WebhookSettings(retry_base_s=2.0, retry_cap_s=60.0)
     for attempts, bound in ((1, 2.0), (2, 4.0), (3, 8.0), (10, 60.0), (500, 60.0)):

@@ -463,7 +463,10 @@ async def record_attempt(
             await conn.execute(select(e.failing_since).where(e.endpoint_id == claimed.endpoint_id))
         ).scalar_one_or_none() or now
         give_up = timedelta(days=s.disable_after_days)
-        if now - since >= give_up:
+        # A delivery that has failed since it was created `give_up` ago is itself that much
+        # continuous failure: the endpoint is disabled then too, however late the attempts ran.
+        failed = now - claimed.create_time >= give_up
+        if now - since >= give_up or failed:
             days = f"{s.disable_after_days:g}"
             await conn.execute(
                 update(schema.webhook_endpoints)
@@ -479,7 +482,6 @@ async def record_attempt(
                 .where(e.endpoint_id == claimed.endpoint_id, e.failing_since.is_(None))
                 .values(failing_since=now)
             )
-        failed = now - claimed.create_time >= give_up
         await conn.execute(
             update(schema.webhook_deliveries)
             .where(*mine)
