@@ -49,9 +49,25 @@ class EventLog:
         # Many instances: set when this instance lost the call's ownership
         # lease; from then on it writes nothing more into the call.
         self.fenced: str | None = None
+        # Durable writes still running (their caller may have been cancelled).
+        self._inflight: set[asyncio.Future[None]] = set()
         # Many instances: asked before continuing after a store that is ahead
         # of the counter, so a stale owner stops instead of interleaving.
         self.still_owner: Callable[[], Awaitable[bool]] | None = None
+
+    def when_settled(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once every durable write already started has finished.
+
+        The end of a call must not be announced (bus finished, session closed)
+        before its call_ended is stored, even when the ending task was
+        cancelled while that write ran on in its own task.
+        """
+        pending = [f for f in self._inflight if not f.done()]
+        if not pending:
+            callback()
+            return
+        gathered = asyncio.gather(*pending, return_exceptions=True)
+        gathered.add_done_callback(lambda _f: callback())
 
     @property
     def last_sequence(self) -> int:
@@ -78,6 +94,8 @@ class EventLog:
         if durable:
             commit = asyncio.ensure_future(self._commit(event))
             commit.add_done_callback(_retrieve)
+            self._inflight.add(commit)
+            commit.add_done_callback(self._inflight.discard)
             await asyncio.shield(commit)
         else:
             async with self._lock:

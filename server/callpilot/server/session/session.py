@@ -381,15 +381,20 @@ class CallSession:
                 "could not record the end of the call; it stays ACTIVE until the next start-up recovery"
             )
         finally:
-            self._deps.bus.finish(self.call_id)
-            metrics.ACTIVE_CALLS.dec()
-            self.ended.set()
-            if self._on_closed is not None:
-                self._on_closed(self)
+            # Announced only once call_ended (if its write is still running) is stored,
+            # so a watcher that replays after the bus finished finds it.
+            self.events.when_settled(self._closed_now)
             if recorded:
                 self._log.info("call ended (%s)", call_pb2.CallEndReason.Name(reason))
         if interrupted:
             raise asyncio.CancelledError()
+
+    def _closed_now(self) -> None:
+        self._deps.bus.finish(self.call_id)
+        metrics.ACTIVE_CALLS.dec()
+        self.ended.set()
+        if self._on_closed is not None:
+            self._on_closed(self)
 
     async def _drain_stt(self) -> None:
         if self._decoder is not None:
