@@ -67,8 +67,11 @@ async def replay_then_follow(
     `is_over` says whether the call has ended with no live session (its
     events will never be published again); it is asked after each replay,
     so a watcher of a call that ended without a stored call_ended (old data)
-    does not wait forever. `subscription`, if given, is one already taken
-    (StreamCall subscribes before the call starts, to miss nothing).
+    does not wait forever; when it says so, the store is read once more
+    after the last event delivered (call_ended may have been stored while
+    the replay was being delivered). `subscription`, if given, is one
+    already taken (StreamCall subscribes before the call starts, to miss
+    nothing).
     """
     last = after
     sub = subscription if subscription is not None else bus.subscribe(call_id)
@@ -82,6 +85,12 @@ async def replay_then_follow(
                     if event.HasField("call_ended"):
                         return
                 if await is_over():
+                    # The call may have ended while the replay above was being
+                    # delivered (after its last read): once it is over the store
+                    # is final, so read what came after once more.
+                    async for event in _stored(store, call_id, last):
+                        last = event.sequence
+                        yield event
                     return
             replay = True
             idle = False
