@@ -78,6 +78,10 @@ try {
   out.revised = await decide(page, [out.confirmed.toolCallId, out.cancelled.toolCallId], "Revise", "ok", async (target) => {
     const subject = target.locator('input[data-argument="subject"]');
     await subject.waitFor();
+    // The form focuses its first field in an effect, after it is attached: wait for it (bounded).
+    await page
+      .waitForFunction(() => document.activeElement?.dataset?.argument === "subject", null, { timeout: 5000 })
+      .catch(() => {});
     out.reviseFocused = await page.evaluate(() => document.activeElement?.dataset?.argument ?? "");
     out.proposedSubject = await subject.inputValue();
     await subject.fill(REVISED_SUBJECT);
