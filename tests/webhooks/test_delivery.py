@@ -330,3 +330,55 @@ async def test_an_attempt_finishing_after_its_endpoint_was_deleted_is_dropped(st
     ok = outbox.Attempt(convert.now_utc(), 204, "", 3)
     await outbox.record_attempt(store.engine, claimed, "A", ok, True, FAST)
     assert await outbox.claim(store.engine, "B", 10, 30.0) == []
+
+
+async def test_stopping_mid_request_records_nothing_and_leaves_the_database_writable(store: Store) -> None:
+    secret = new_secret()
+    slow = WebhookSettings(timeout_s=10.0, retry_base_s=0.05, retry_cap_s=0.2, poll_s=0.05)
+    receiver = await Receiver(secret, plan=lambda _id, _n: "hang", hang_s=20.0).start()
+    endpoint = await outbox.create_endpoint(
+        store.engine, store.tenant_id, receiver.url, ["call.ended"], "", secret
+    )
+    worker = WebhookWorker(store.engine, slow)
+    worker.start()
+    try:
+        await _run_call(store)
+
+        async def asked() -> bool:
+            return sum(receiver.requests.values()) >= 1
+
+        await _wait(asked, 30, "the request to reach the receiver")
+        async with asyncio.timeout(8):  # before the request's own timeout (10 s) or answer (20 s)
+            await worker.stop()
+    finally:
+        await worker.stop()
+        await receiver.stop()
+    [pending] = await outbox.list_deliveries(store.engine, endpoint.endpoint_id, 50)
+    # Nothing recorded: the delivery stays leased, then is sent again.
+    assert pending.state == outbox.PENDING and pending.attempts == []
+    assert pending.next_attempt_time is not None and pending.next_attempt_time > convert.now_utc()
+    # No transaction was left holding the write lock: the next writer goes straight in.
+    async with asyncio.timeout(5):
+        assert await outbox.claim(store.engine, "next", 10, 30.0) == []
+        assert await outbox.prune(store.engine, convert.now_utc()) == 0
+
+
+async def test_stopping_while_a_transaction_waits_for_the_lock_cuts_no_transaction(store: Store) -> None:
+    """The worker's round is waiting on another writer when it is stopped: it finishes, not cut."""
+    writer = store.engine.execution_options(callpilot_write=True)
+    worker = WebhookWorker(store.engine, FAST)
+    async with writer.begin() as held:
+        if store.backend == "postgresql":
+            await held.exec_driver_sql("LOCK TABLE webhook_deliveries IN EXCLUSIVE MODE")
+        else:
+            await held.exec_driver_sql("DELETE FROM webhook_deliveries WHERE 0")
+        worker.start()  # its first round prunes: it waits for the lock held here
+        await asyncio.sleep(0.5)
+        stopping = asyncio.create_task(worker.stop())
+        await asyncio.sleep(0.5)
+    async with asyncio.timeout(20):
+        await stopping
+    # Whatever the stop did, nothing holds the write lock now.
+    async with asyncio.timeout(5):
+        assert await outbox.claim(store.engine, "next", 10, 30.0) == []
+        assert await outbox.prune(store.engine, convert.now_utc()) == 0

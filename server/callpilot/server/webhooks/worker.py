@@ -5,6 +5,13 @@ lease) and POSTs them concurrently, so at most `batch` requests are in
 flight per process. It sleeps `poll_s` between empty rounds, or less when a
 delivery was just queued by this process (`wake_soon`); deliveries queued
 by another instance are found by polling.
+
+Stopping never cancels a database transaction midway: a transaction cut by
+a cancel can leave its SQLite connection holding the write lock (seen as
+"database is locked" for the next writer). `stop()` cancels only the HTTP
+requests in flight (those deliveries are sent again after their lease),
+lets the round's database work finish, and cancels the loop only if that
+overruns `STOP_GRACE_S`.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import os
 import socket
 import time
 import weakref
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import aiohttp
 from callpilot.server.store import convert
@@ -34,6 +41,8 @@ USER_AGENT = "Callpilot-Webhooks/1"
 _WAKE_RETRIES_S = (0.01, 0.05, 0.2)
 # Settled deliveries older than the retention are deleted at start and then hourly.
 PRUNE_EVERY_S = 3600.0
+# How long `stop()` waits for the database work of the round in progress.
+STOP_GRACE_S = 15.0
 
 _workers: weakref.WeakSet[WebhookWorker] = weakref.WeakSet()
 
@@ -54,6 +63,9 @@ class WebhookWorker:
         # a lease of its previous life for its own.
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{id(self):x}"[:64]
         self._wake = asyncio.Event()
+        self._stopping = False
+        # The HTTP requests in flight: the only work `stop()` cancels.
+        self._sending: set[asyncio.Task[tuple[int, str]]] = set()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -75,8 +87,15 @@ class WebhookWorker:
     async def stop(self) -> None:
         """Stop claiming; a delivery in flight is abandoned and retried after its lease."""
         _workers.discard(self)
+        self._stopping = True
+        self._wake.set()
+        for sending in list(self._sending):
+            sending.cancel()
         if self._task is not None:
-            self._task.cancel()
+            done, _ = await asyncio.wait([self._task], timeout=STOP_GRACE_S)
+            if not done:
+                log.warning("webhooks: the worker did not stop within %.0fs; cancelling it", STOP_GRACE_S)
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -91,7 +110,7 @@ class WebhookWorker:
         )
         retries: list[float] = []
         next_prune = 0.0
-        while True:
+        while not self._stopping:
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + PRUNE_EVERY_S
                 await self._prune()
@@ -106,7 +125,7 @@ class WebhookWorker:
             delay = retries.pop(0) if retries else s.poll_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
-            if self._wake.is_set():
+            if self._wake.is_set() and not self._stopping:
                 self._wake.clear()
                 retries = list(_WAKE_RETRIES_S)
 
@@ -132,9 +151,33 @@ class WebhookWorker:
         return len(claimed)
 
     async def _deliver(self, claimed: outbox.Claimed) -> None:
-        assert self._session is not None
+        if self._stopping:
+            return  # claimed as the worker stopped: sent again after the lease
         sent = convert.now_utc()
         started = time.perf_counter()
+        sending = asyncio.create_task(self._send(claimed, sent))
+        self._sending.add(sending)
+        try:
+            status, error = await sending
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this round itself was cancelled (stop's last resort)
+            return  # stop() cut the request: nothing recorded, sent again after the lease
+        finally:
+            self._sending.discard(sending)
+        attempt = outbox.Attempt(sent, status, error, int((time.perf_counter() - started) * 1000))
+        try:
+            await outbox.record_attempt(self._engine, claimed, self.owner, attempt, not error, self.settings)
+        except Exception:
+            # The lease runs out and the delivery is sent again: at least once.
+            log.exception("webhooks: could not record attempt of %s", claimed.delivery_id)
+        if error:
+            log.info("webhook %s to %s failed: %s", claimed.delivery_id, claimed.url, error)
+
+    async def _send(self, claimed: outbox.Claimed, sent: datetime) -> tuple[int, str]:
+        """POST one delivery; its HTTP status (0 when there was no answer) and an error, if any."""
+        assert self._session is not None
         status, error = 0, ""
         try:
             headers = signed_headers(claimed.secret, claimed.delivery_id, sent, claimed.payload)
@@ -152,11 +195,4 @@ class WebhookWorker:
             error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a bad URL or secret must not stop the worker
             error = f"{type(exc).__name__}: {exc}"
-        attempt = outbox.Attempt(sent, status, error, int((time.perf_counter() - started) * 1000))
-        try:
-            await outbox.record_attempt(self._engine, claimed, self.owner, attempt, not error, self.settings)
-        except Exception:
-            # The lease runs out and the delivery is sent again: at least once.
-            log.exception("webhooks: could not record attempt of %s", claimed.delivery_id)
-        if error:
-            log.info("webhook %s to %s failed: %s", claimed.delivery_id, claimed.url, error)
+        return status, error
