@@ -142,7 +142,9 @@ class _WritableDirectory(FakeDirectory):
 
     async def create_ticket(self, customer_id: str, subject: str) -> directory_pb2.Ticket:
         self.tickets_created.append((customer_id, subject))
-        return directory_pb2.Ticket(ticket_id="T-NEW", customer_id=customer_id, subject=subject, status="open")
+        return directory_pb2.Ticket(
+            ticket_id="T-NEW", customer_id=customer_id, subject=subject, status="open"
+        )
 
 
 async def test_write_tool_is_only_proposed_until_confirmed() -> None:
