@@ -11,7 +11,8 @@ tenant scoping and the connection policy live here once:
 - An in-memory SQLite database has a single connection, which concurrent
   transactions would trample, so `_turn()` makes callers take turns on it.
 - A SQLite file has a single writer, so writes of this process queue on a
-  fair lock (`_writer()`), in the order they asked; no write is nested in
+  fair lock (`_writer()`, the engine's `writer_turn`, which the webhook
+  outbox takes too), in the order they asked; no write is nested in
   another.
 - Every query a mixin writes filters on `self._tenant`.
 - Durable events do not take a transaction each: they are group-committed

@@ -10,14 +10,18 @@ to upgrade a read lock. WAL lets readers proceed while a writer commits.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from callpilot.server.errors import ConfigError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import Pool, StaticPool
 
 #: Execution option that marks a connection as about to write (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "callpilot_write"
@@ -134,3 +138,41 @@ def _sqlite_on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         conn.exec_driver_sql("BEGIN")
+
+
+# One writer turn per SQLite file pool, whoever writes through it (the store, the
+# webhook outbox): keyed by the pool, which every execution_options() copy shares.
+_WRITER_TURNS: weakref.WeakKeyDictionary[Pool, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def writer_turn(engine: AsyncEngine) -> asyncio.Lock | None:
+    """The in-process FIFO lock SQLite writers of `engine` take before BEGIN IMMEDIATE.
+
+    Why: a SQLite file has one writer. Writers of one process that meet on
+    the file's lock instead wait in SQLite's busy handler, which sleeps in
+    growing steps (up to 100 ms) and gives up with "database is locked" after
+    the busy timeout; on this lock they queue fairly and wait as long as it
+    takes. Other processes still meet on the file's lock. None on PostgreSQL
+    (row locks) and for a private in-memory database (one connection, taken
+    in turns by the store).
+    """
+    if engine.dialect.name != "sqlite" or is_single_connection(engine.url):
+        return None
+    pool = engine.sync_engine.pool
+    turn = _WRITER_TURNS.get(pool)
+    if turn is None:
+        turn = _WRITER_TURNS[pool] = asyncio.Lock()
+    return turn
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction (BEGIN IMMEDIATE on SQLite) taken in this process's writer turn."""
+    turn = writer_turn(engine)
+    writer = engine.execution_options(**{WRITE_OPTION: True})
+    if turn is None:
+        async with writer.begin() as conn:
+            yield conn
+        return
+    async with turn, writer.begin() as conn:
+        yield conn

@@ -42,6 +42,7 @@ from callpilot.server.store.engine import (
     is_single_connection,
     normalize_url,
     sqlite_file,
+    writer_turn,
 )
 from callpilot.server.store.events import EventLog
 from callpilot.server.store.feedback import Feedback
@@ -83,7 +84,7 @@ class Store(
                 engine=engine,
                 write_engine=engine.execution_options(**{WRITE_OPTION: True}),
                 serial=asyncio.Lock() if single else None,
-                writer=asyncio.Lock() if engine.dialect.name == "sqlite" and not single else None,
+                writer=writer_turn(engine),
             )
             store = cls(shared, tenant_id)
             if seed_demo:

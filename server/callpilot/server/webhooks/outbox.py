@@ -10,7 +10,8 @@ after that commit.
 Claiming: a worker takes due rows with `claim`, which moves their
 `next_attempt_time` a lease ahead and names itself `lease_owner` in one
 transaction (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, a
-``BEGIN IMMEDIATE`` single-writer transaction on SQLite), so two instances
+``BEGIN IMMEDIATE`` single-writer transaction on SQLite, taken in the same
+in-process writer turn as the store's writes), so two instances
 never send the same attempt at once, and a worker that dies mid-attempt
 leaves the row due again when the lease ends. At-least-once follows; a
 delivery keeps its id (the ``webhook-id``) across attempts, so receivers
@@ -27,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from callpilot.server.store import convert, schema
-from callpilot.server.store.engine import WRITE_OPTION
+from callpilot.server.store.engine import write_transaction
 from callpilot.server.webhooks import payloads
 from callpilot.server.webhooks.settings import WebhookSettings
 from callpilot.v1 import assist_service_pb2, events_pb2
@@ -117,10 +118,6 @@ def _endpoint(m: Mapping[Any, Any]) -> Endpoint:
         disabled_reason=m["disabled_reason"],
         create_time=m["create_time"],
     )
-
-
-def _write(engine: AsyncEngine) -> AsyncEngine:
-    return engine.execution_options(**{WRITE_OPTION: True})
 
 
 # --- the hooks called inside the event log's transactions ----------------------------
@@ -237,7 +234,7 @@ async def create_endpoint(
         "create_time": convert.now_utc(),
         "failing_since": None,
     }
-    async with _write(engine).begin() as conn:
+    async with write_transaction(engine) as conn:
         await conn.execute(schema.webhook_endpoints.insert().values(**values))
     return _endpoint(values)
 
@@ -281,7 +278,7 @@ async def update_endpoint(
     elif values.get("enabled") is False:
         values["disabled_reason"] = "disabled through the API"
     e = schema.webhook_endpoints.c
-    async with _write(engine).begin() as conn:
+    async with write_transaction(engine) as conn:
         result = await conn.execute(
             update(schema.webhook_endpoints)
             .where(e.tenant_id == tenant_id, e.endpoint_id == endpoint_id)
@@ -304,7 +301,7 @@ async def delete_endpoint(engine: AsyncEngine, tenant_id: str, endpoint_id: str)
     e = schema.webhook_endpoints.c
     d = schema.webhook_deliveries.c
     a = schema.webhook_attempts.c
-    async with _write(engine).begin() as conn:
+    async with write_transaction(engine) as conn:
         found = (
             await conn.execute(
                 select(e.endpoint_id).where(e.tenant_id == tenant_id, e.endpoint_id == endpoint_id)
@@ -376,7 +373,7 @@ async def claim(engine: AsyncEngine, owner: str, limit: int, lease_s: float) -> 
         # not waited for. SQLite ignores this; BEGIN IMMEDIATE serialises claims.
         .with_for_update(skip_locked=True, of=schema.webhook_deliveries)
     )
-    async with _write(engine).begin() as conn:
+    async with write_transaction(engine) as conn:
         ids = list((await conn.execute(due)).scalars())
         if not ids:
             return []
@@ -424,7 +421,7 @@ async def record_attempt(
     now = convert.now_utc()
     attempts = claimed.attempts + 1
     mine = (d.delivery_id == claimed.delivery_id, d.lease_owner == owner, d.state == PENDING)
-    async with _write(engine).begin() as conn:
+    async with write_transaction(engine) as conn:
         exists = (
             await conn.execute(select(d.delivery_id).where(d.delivery_id == claimed.delivery_id))
         ).first()
@@ -503,7 +500,7 @@ async def prune(engine: AsyncEngine, older_than: datetime, limit: int = 1000) ->
     """
     d = schema.webhook_deliveries.c
     a = schema.webhook_attempts.c
-    async with _write(engine).begin() as conn:
+    async with write_transaction(engine) as conn:
         ids = list(
             (
                 await conn.execute(
