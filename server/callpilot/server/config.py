@@ -196,8 +196,12 @@ class Settings(BaseSettings):
         "cpu",
         description="`cpu`, or `cuda` (faster-whisper's GPU support; start-up fails clearly without a CUDA device)",
     )
-    whisper_threads: int = Field(2, description="CTranslate2 threads per decode (at least 1)")
-    whisper_workers: int = Field(1, description="concurrent Whisper decodes (at least 1)")
+    # Two single-threaded decodes beat one two-threaded decode on 2 cores at every load
+    # measured (docs/benchmarks.md, "Latency and capacity"): finals of two speakers overlap.
+    whisper_threads: int = Field(1, description="CTranslate2 threads per decode (at least 1)")
+    whisper_workers: int = Field(
+        2, description="concurrent Whisper decodes (at least 1); keep workers x threads <= cores"
+    )
     interim_interval_ms: int = Field(
         700, description="interim hypothesis interval while someone speaks (100..10000)"
     )
