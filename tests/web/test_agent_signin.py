@@ -1,7 +1,7 @@
 """The agent app's sign-in in headless Chromium, against a gateway and an auth-on server
 (keys made by `callpilot keys create`): the sign-in screen when the server asks, a bad
 key's reason, a pasted agent key, sign-out, and a JWT handed over as `#token=` in the URL
-fragment (a valid one signs in, an expired one is asked again with the reason); axe-core on the sign-in screen, screenshots into docs/screenshots/."""
+fragment (a valid one signs in, an expired one is asked again with the reason); axe-core on the sign-in screen, screenshots (web/screenshots.py says where)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import ROOT, GatewayProcess
+from support import GatewayProcess
 from web.auth_support import AuthServer
 from web.auth_support import auth_server as start_auth_server
 from web.procs import JS_DIR, JsBuild, last_json_line, run_node
-
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+from web.screenshots import SCREENSHOTS
 
 
 @pytest.fixture(scope="module")

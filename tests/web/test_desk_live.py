@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from callpilot.client import AsyncCallpilot
 from callpilot.v1 import call_pb2, common_pb2, events_pb2
-from support import ROOT, ServerProcess
+from support import ServerProcess
 from web.procs import JS_DIR, GatewayProcess, JsBuild
+from web.screenshots import SCREENSHOTS
 
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 TURNS = [
     (common_pb2.SPEAKER_ROLE_AGENT, "Thanks for calling Acme support, this is Sam. How can I help?"),
     (common_pb2.SPEAKER_ROLE_CUSTOMER, "Hi, my name is Maria Garcia. I am calling about my order 78901."),

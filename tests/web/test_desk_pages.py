@@ -1,7 +1,7 @@
 """The desk's pages in headless Chromium at 1280x800 and 390x844: the calls
 list, an ended call with its wrap-up, an unknown call, the app's 404 page,
 /call and /answer. Each page is checked from the DOM and by axe-core (no
-serious or critical violations), and photographed into docs/screenshots/.
+serious or critical violations), and photographed (web/screenshots.py says where).
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ import json
 from pathlib import Path
 
 import pytest
-from support import ROOT
 from web.procs import JS_DIR, FinishedCall, GatewayProcess, last_json_line, run_node
+from web.screenshots import SCREENSHOTS
 
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 PAGES = ("calls", "call-ended", "call-not-found", "not-found", "call", "answer")
 SIZES = ("1280x800", "390x844")
 RED = "rgb(185, 28, 28)"

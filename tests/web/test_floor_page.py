@@ -1,8 +1,8 @@
 """The supervisor's floor in headless Chromium while two calls stream on a
 real server: the second call appears live, an alert fires live on the first
 (with its reason, announced politely), a row opens the call's desk, and
-axe-core finds nothing serious at 1280x800 or 390x844. Screenshots go to
-docs/screenshots/floor-*.png.
+axe-core finds nothing serious at 1280x800 or 390x844. Screenshots: floor-*.png
+(web/screenshots.py says where).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from callpilot.client import AsyncCallpilot, CallStream
 from callpilot.v1 import call_pb2, common_pb2, events_pb2
-from support import ROOT, ServerProcess
+from support import ServerProcess
 from web.procs import JS_DIR, GatewayProcess
+from web.screenshots import SCREENSHOTS
 
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 CUSTOMER = common_pb2.SPEAKER_ROLE_CUSTOMER
 
 

@@ -1,8 +1,8 @@
 """The insights page in headless Chromium over a seeded set of stored calls:
 the figures shown equal an independent computation of the seed
 (tests/insights/seed.py), every chart is drawn, an empty range says so, and
-axe-core finds nothing serious at 1280x800 or 390x844. Screenshots go to
-docs/screenshots/insights-*.png.
+axe-core finds nothing serious at 1280x800 or 390x844. Screenshots: insights-*.png
+(web/screenshots.py says where).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from callpilot.server.store import Store
 from insights.seed import HOUR, START, expected, make_specs, seed_calls
-from support import ROOT, ServerProcess
+from support import ServerProcess
 from web.procs import JS_DIR, GatewayProcess, last_json_line, run_node
+from web.screenshots import SCREENSHOTS
 
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHARTS = ["calls", "handle-time", "topics", "suggestions", "sentiment", "alerts"]
 
 
