@@ -50,6 +50,27 @@ async def test_get_order_details(directory: FakeDirectory) -> None:
     assert call.HasField("duration") and call.tool_call_id
 
 
+async def test_once_the_caller_is_known_only_their_orders_are_shown(directory: FakeDirectory) -> None:
+    tools = ToolBox(directory)
+    own = await tools.run("get_order_details", {"order_number": "78901"}, caller_customer_id="C-1001")
+    assert own.status == OK and result_dict(own)["order"]["customer_id"] == "C-1001"
+    # James Chen's order, asked for on Maria Garcia's call (a misheard digit, a model's guess).
+    other = await tools.run("get_order_details", {"order_number": "55555"}, caller_customer_id="C-1001")
+    missing = await tools.run("get_order_details", {"order_number": "99999"}, caller_customer_id="C-1001")
+    assert other.status == FAILED and not other.HasField("result")
+    assert "not one of the caller's orders" in other.error and "55555" in other.error
+    # Someone else's order and no order at all read the same: nothing leaks about the former.
+    assert missing.error.replace("99999", "55555") == other.error
+    # The same through the language model's path (arguments as JSON).
+    via_json = await tools.run_json(
+        "get_order_details", '{"order_number": "55555"}', caller_customer_id="C-1001"
+    )
+    assert via_json.status == FAILED and via_json.error == other.error
+    # Before the caller is identified, an order number is how they are found.
+    anyone = await tools.run("get_order_details", {"order_number": "55555"})
+    assert anyone.status == OK and result_dict(anyone)["order"]["customer_id"] == "C-1002"
+
+
 @pytest.mark.parametrize(
     "arguments",
     [

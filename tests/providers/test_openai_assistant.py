@@ -237,6 +237,21 @@ async def test_bad_tool_arguments_go_back_to_the_model_as_an_error() -> None:
     assert sources(completed(out)) == [("SOURCE_KIND_ARTICLE", "KB-001")]
 
 
+async def test_the_model_cannot_show_another_customers_order_on_this_call() -> None:
+    # The caller is C-1001; 55555 is C-1002's order (the model's guess from a misheard number).
+    script = [
+        Stream(tool_calls=[ToolCallSpec("get_order_details", '{"order_number": "55555"}')]),
+        text_stream("Ask the customer to repeat the order number."),
+    ]
+    async with FakeOpenAI(chat=script) as oa:
+        out = await run(assistant(oa))
+    [call] = tool_calls(out)
+    assert call.status == events_pb2.TOOL_CALL_STATUS_FAILED and not call.HasField("result")
+    assert "not one of the caller's orders" in call.error
+    told = json.loads(oa.log.chat[1]["messages"][-1]["content"])
+    assert "not one of the caller's orders" in told["error"] and "C-1002" not in json.dumps(told)
+
+
 async def test_tool_rounds_are_bounded() -> None:
     looping = Stream(tool_calls=[ToolCallSpec("search_knowledge", '{"query": "tracking"}')])
     script = [looping, Stream(content=["Share the tracking link from the shipping email."])]

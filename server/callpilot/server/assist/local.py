@@ -282,8 +282,11 @@ class LocalAssistant(Assistant):
         facts = _Facts()
         proposed: list[events_pb2.ToolCall] = []
         tool_calls: list[events_pb2.ToolCall] = []
+        caller = request.state.customer.customer_id if request.state.customer is not None else ""
         for name, arguments in plan.calls:
-            call = await self._toolbox.run(name, arguments, trigger_segment_id=trigger_segment_id)
+            call = await self._toolbox.run(
+                name, arguments, trigger_segment_id=trigger_segment_id, caller_customer_id=caller
+            )
             tool_calls.append(call)
             if call.status == events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION:
                 proposed.append(call)

@@ -218,8 +218,11 @@ class OpenAIAssistant(Assistant):
                     "tool_calls": [c.as_message() for c in calls],
                 }
             )
+            caller = request.state.customer.customer_id if request.state.customer is not None else ""
             runs = [
-                self._toolbox.run_json(c.name, c.arguments, trigger_segment_id=trigger_segment_id)
+                self._toolbox.run_json(
+                    c.name, c.arguments, trigger_segment_id=trigger_segment_id, caller_customer_id=caller
+                )
                 for c in calls
             ]
             results = await _bounded(deadline, asyncio.gather(*runs))

@@ -16,6 +16,7 @@ can read and recover from and an agent can understand.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -218,12 +219,21 @@ class ToolBox:
         trigger_segment_id: str = "",
         confirmed: bool = False,
         tool_call_id: str = "",
+        caller_customer_id: str = "",
     ) -> events_pb2.ToolCall:
         """Run one tool and return its record, SUCCEEDED or FAILED.
 
         A write tool is only proposed (PENDING_CONFIRMATION, arguments checked,
         nothing changed) unless `confirmed`: the session passes that once the
         agent has confirmed the proposal, with the proposal's `tool_call_id`.
+
+        `caller_customer_id`: the customer the call is with, once identified.
+        Order details are then given for that customer's orders only, whoever
+        asks (the built-in assistant or a language model): another customer's
+        order, found by a misheard digit or a model's guess, must not reach
+        the agent's screen as if it were the caller's. Before identification
+        any order may be looked up; that is how a caller is found by order
+        number.
         """
         call = events_pb2.ToolCall(
             tool_call_id=tool_call_id or f"tool-{uuid.uuid4().hex}",
@@ -243,6 +253,8 @@ class ToolBox:
                 call.result.CopyFrom(_struct(AWAITING_CONFIRMATION))
                 call.status = events_pb2.TOOL_CALL_STATUS_PENDING_CONFIRMATION
                 return call
+            if name == "get_order_details":
+                tool = functools.partial(self._get_order_details, caller=caller_customer_id)
             async with asyncio.timeout(self._timeout):
                 result = await tool(arguments)
             call.result.CopyFrom(_struct(result))
@@ -264,7 +276,7 @@ class ToolBox:
         return call
 
     async def run_json(
-        self, name: str, arguments_json: str, *, trigger_segment_id: str = ""
+        self, name: str, arguments_json: str, *, trigger_segment_id: str = "", caller_customer_id: str = ""
     ) -> events_pb2.ToolCall:
         """`run` with the arguments as a JSON string, as language models produce
         them; malformed JSON is a FAILED call, not an exception."""
@@ -274,7 +286,12 @@ class ToolBox:
             error = f"arguments are not valid JSON: {e}"
         else:
             if isinstance(arguments, dict):
-                return await self.run(name, arguments, trigger_segment_id=trigger_segment_id)
+                return await self.run(
+                    name,
+                    arguments,
+                    trigger_segment_id=trigger_segment_id,
+                    caller_customer_id=caller_customer_id,
+                )
             error = "arguments must be a JSON object"
         return events_pb2.ToolCall(
             tool_call_id=f"tool-{uuid.uuid4().hex}",
@@ -365,10 +382,17 @@ class ToolBox:
             result["other_matches"] = [message_to_dict(c) for c in others]
         return result
 
-    async def _get_order_details(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    async def _get_order_details(self, arguments: Mapping[str, Any], caller: str = "") -> dict[str, Any]:
         self._reject_unknown(arguments, ("order_number",))
         number = _string_arg(arguments, "order_number", required=True)
         order = await self._directory.get_order(number)
+        if caller and (order is None or order.customer_id != caller):
+            # The same answer whether the order is someone else's or does not
+            # exist: nothing about other customers' orders leaks through it.
+            raise ToolError(
+                f"order {number!r} is not one of the caller's orders ({caller}); "
+                "check the number with the caller"
+            )
         if order is None:
             raise ToolError(f"no order found with number {number!r}")
         return {"order": message_to_dict(order)}
