@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from callpilot.client import AsyncCallpilot
 from callpilot.gateway import connectors, grpcweb, pages, webrtc
 from callpilot.gateway.config import GatewaySettings
 from callpilot.gateway.keys import CLIENT, SETTINGS
@@ -33,7 +32,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     async def client_ctx(app: web.Application):  # type: ignore[no-untyped-def]
         # api_key="": never the environment's CALLPILOT_API_KEY. This client acts for browsers, which
         # must bring their own credential (grpc-web) or a join token (browser calls).
-        client = AsyncCallpilot(settings.server, api_key="")
+        client = settings.upstream.client("")
         app[CLIENT] = client
         yield
         await client.close()
@@ -42,6 +41,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/healthz", _health)
     grpcweb.setup(app)
     webrtc.setup(app)
-    connectors.add_routes(app, settings.server, connectors.ConnectorSettings.from_gateway(settings))
+    connectors.add_routes(app, settings.upstream, connectors.ConnectorSettings.from_gateway(settings))
     pages.setup(app)  # last: it may add a catch-all for the agent app
     return app

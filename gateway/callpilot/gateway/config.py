@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
+from callpilot.gateway.upstream import Upstream
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -114,8 +115,25 @@ class GatewaySettings(BaseSettings):
     )
     server: str = Field(
         "127.0.0.1:50051",
-        description="the Callpilot server's gRPC target",
+        description="the Callpilot server's gRPC target (`host:port`, or `https://host:port` for TLS)",
         json_schema_extra=_doc(flag="--server"),
+    )
+    server_ca_file: Path | None = Field(
+        None,
+        description="CA certificate(s) (PEM) that verify the server's TLS certificate; setting it turns "
+        "TLS on; unset: the system's roots for an `https://` server",
+        json_schema_extra=_doc(default="none"),
+    )
+    server_client_cert: Path | None = Field(
+        None,
+        description="client certificate (PEM) the gateway presents to a server that requires mutual TLS; "
+        "with CALLPILOT_SERVER_CLIENT_KEY",
+        json_schema_extra=_doc(default="none"),
+    )
+    server_client_key: Path | None = Field(
+        None,
+        description="the private key (PEM) of CALLPILOT_SERVER_CLIENT_CERT",
+        json_schema_extra=_doc(default="none"),
     )
     allowed_origins: CommaList = Field(
         (),
@@ -283,7 +301,20 @@ class GatewaySettings(BaseSettings):
         settings.check()
         return settings
 
+    @property
+    def upstream(self) -> Upstream:
+        """The server as the gateway's SDK clients reach it (target and TLS)."""
+        return Upstream(self.server, self.server_ca_file, self.server_client_cert, self.server_client_key)
+
     def check(self) -> None:
+        if (self.server_client_cert is None) != (self.server_client_key is None):
+            raise GatewayConfigError(
+                "set both CALLPILOT_SERVER_CLIENT_CERT and CALLPILOT_SERVER_CLIENT_KEY, or neither"
+            )
+        for name in ("server_ca_file", "server_client_cert", "server_client_key"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise GatewayConfigError(f"{env_name(name)}={str(path)!r}: no such file")
         if not 0 <= self.port < 65536:
             raise GatewayConfigError(f"the gateway port must be 0..65535, got {self.port}")
         if self.turn_urls and not self.turn_secret:

@@ -17,12 +17,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from callpilot.gateway.connectors.settings import ConnectorConfigError, ConnectorSettings
+from callpilot.gateway.upstream import Upstream
 
 __all__ = ["ConnectorConfigError", "ConnectorSettings", "add_routes"]
 
 
-def add_routes(app: web.Application, server: str, settings: ConnectorSettings | None = None) -> None:
-    """Register the connector endpoints; `server` is the gRPC target of the Callpilot server."""
+def add_routes(
+    app: web.Application, server: str | Upstream, settings: ConnectorSettings | None = None
+) -> None:
+    """Register the connector endpoints; `server` is the Callpilot server (a gRPC target, or with TLS)."""
     from callpilot.gateway.connectors import audiohook, twilio
     from callpilot.gateway.connectors.bridge import ClientPool, Sessions
 

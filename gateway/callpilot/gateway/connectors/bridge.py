@@ -29,6 +29,7 @@ from typing import Any
 import grpc
 from aiohttp import WSCloseCode, web
 from callpilot.client import AsyncCallpilot, CallpilotError, CallStream, IteratorAudio
+from callpilot.gateway.upstream import Upstream
 from callpilot.v1 import call_pb2
 
 QUEUE_CHUNKS = 500
@@ -69,14 +70,14 @@ STATS = LatencyStats()
 class ClientPool:
     """One `AsyncCallpilot` (one HTTP/2 channel) per credential, closed when its last session ends."""
 
-    def __init__(self, target: str) -> None:
-        self.target = target
+    def __init__(self, server: str | Upstream) -> None:
+        self.upstream = server if isinstance(server, Upstream) else Upstream(server)
         self._clients: dict[str, tuple[AsyncCallpilot, int]] = {}
 
     def acquire(self, api_key: str) -> AsyncCallpilot:
         client, refs = self._clients.get(api_key, (None, 0))
         if client is None:
-            client = AsyncCallpilot(self.target, api_key=api_key)
+            client = self.upstream.client(api_key)
         self._clients[api_key] = (client, refs + 1)
         return client
 

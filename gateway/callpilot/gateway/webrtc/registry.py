@@ -169,7 +169,7 @@ class CallRegistry:
             call = BridgedCall(
                 call_id,
                 "",
-                client=AsyncCallpilot(self._settings.server, api_key=join_token),
+                client=self._settings.upstream.client(join_token),
                 ice_servers=self.gateway_ice_servers,
                 silence_timeout_s=self._settings.silence_timeout_s,
                 on_finished=self._finished,
