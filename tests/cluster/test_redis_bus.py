@@ -110,6 +110,87 @@ async def test_redis_lost_fails_remote_watchers_but_not_the_owner(own_redis: Red
         await b.aclose()
 
 
+def started(call_id: str, tenant: str = "acme") -> events_pb2.CallEvent:
+    call = call_pb2.Call(call_id=call_id, tenant_id=tenant, state=call_pb2.CALL_STATE_ACTIVE)
+    return events_pb2.CallEvent(
+        call_id=call_id, sequence=1, durable=True, call_started=events_pb2.CallStarted(call=call)
+    )
+
+
+async def _floor_events(sub: object, count: int) -> list[events_pb2.CallEvent]:
+    from callpilot.server.bus import Subscription
+
+    assert isinstance(sub, Subscription)
+    got: list[events_pb2.CallEvent] = []
+    while len(got) < count:
+        event = await asyncio.wait_for(sub.next(), STEP_S)
+        assert event is not None
+        got.append(event)
+    return got
+
+
+async def test_the_floor_follows_calls_owned_by_another_instance(hubs: tuple[RedisHub, RedisHub]) -> None:
+    owner, other, other_tenant = (
+        RedisBus(hubs[0], "acme"),
+        RedisBus(hubs[1], "acme"),
+        RedisBus(hubs[1], "beta"),
+    )
+    try:
+        # The call starts while B's floor reader is still starting: the look-back catches it.
+        remote_floor = other.subscribe_all()
+        local_floor = owner.subscribe_all()
+        beta_floor = other_tenant.subscribe_all()
+        context = events_pb2.CallEvent(
+            call_id="f1",
+            sequence=3,
+            durable=True,
+            context=events_pb2.ContextUpdate(topics=[events_pb2.TOPIC_REFUND]),
+        )
+        sent = [
+            started("f1"),
+            transcript("f1", 2, "I want a refund", final=True),
+            transcript("f1", 2, "and", final=False),
+            context,
+            ended("f1", 4),
+        ]
+        for event in sent:
+            owner.publish(event)
+        owner.finish("f1")
+        floor = [sent[0], sent[3], sent[4]]  # the kinds the floor reads, durable ones only
+        assert await _floor_events(remote_floor, 3) == floor
+        # The owner's own floor gets every durable event once, from the in-process bus only.
+        assert await _floor_events(local_floor, 4) == [sent[0], sent[1], sent[3], sent[4]]
+        await asyncio.sleep(0.5)
+        assert local_floor._queue.empty() and remote_floor._queue.empty()
+        assert beta_floor._queue.empty()  # another tenant's floor sees nothing
+        local_floor.close()
+        remote_floor.close()
+        beta_floor.close()
+    finally:
+        await owner.aclose()
+        await other.aclose()
+        await other_tenant.aclose()
+
+
+async def test_redis_lost_ends_a_remote_floor_with_unavailable(own_redis: RedisProcess) -> None:
+    a, b = RedisHub(own_redis.url), RedisHub(own_redis.url)
+    owner, other = RedisBus(a, "acme"), RedisBus(b, "acme")
+    try:
+        local = owner.subscribe_all()
+        remote = other.subscribe_all()
+        await asyncio.sleep(0.2)
+        own_redis.stop()
+        owner.publish(started("f2"))
+        assert (await asyncio.wait_for(local.next(), STEP_S)) is not None  # the owner's floor goes on
+        with pytest.raises(BusUnavailable):
+            await asyncio.wait_for(remote.next(), STEP_S)
+    finally:
+        await owner.aclose()
+        await other.aclose()
+        await a.aclose()
+        await b.aclose()
+
+
 async def _drain(sub: object) -> object:
     from callpilot.server.bus import Subscription
 

@@ -193,3 +193,39 @@ async def test_redis_lost_mid_call_keeps_the_owner_going_and_b_resumes(pair: Pai
         rest = [e async for e in on_b.watch_call(started.call_id, from_sequence=last + 1, resume=False)]
         assert rest[-1].HasField("call_ended")
         assert [e.sequence for e in watched + rest if e.durable] == [e.sequence for e in events if e.durable]
+
+
+async def test_the_floor_on_b_follows_a_call_streamed_on_a_live(pair: Pair) -> None:
+    from callpilot.v1 import floor_service_pb2, floor_service_pb2_grpc
+
+    async with (
+        AsyncCallpilot(pair.a.address) as on_a,
+        grpc.aio.insecure_channel(pair.b.address) as channel,
+    ):
+        floor = floor_service_pb2_grpc.FloorServiceStub(channel).WatchFloor(
+            floor_service_pb2.WatchFloorRequest()
+        )
+        async with asyncio.timeout(STEP_S):
+            first = await floor.read()
+        assert first.HasField("snapshot") and len(first.snapshot.calls) == 0
+        # The call starts on A after B's floor took its snapshot: only the live stream can show it.
+        seen: list[events_pb2.CallEvent] = []
+        async with _open(on_a) as call:
+            it = call.__aiter__()
+            started = await _until(it, [], "call_started", lambda e: e.HasField("call_started"))
+            await call.send_text(CUSTOMER, "Hi, where is my order 78901?")
+            async with asyncio.timeout(STEP_S):
+                while not any(e.HasField("context") for e in seen):
+                    reply = await floor.read()
+                    assert reply.HasField("event"), "no new snapshot: the stream did not lag or fail"
+                    seen.append(reply.event)
+            await on_a.end_call(started.call_id, "done")
+            async with asyncio.timeout(STEP_S):
+                while not seen[-1].HasField("call_ended"):
+                    seen.append((await floor.read()).event)
+        floor.cancel()
+    assert {e.call_id for e in seen} == {started.call_id}
+    assert seen[0].HasField("call_started")
+    kinds = [e.WhichOneof("payload") for e in seen]
+    assert set(kinds) <= {"call_started", "context", "alert", "call_ended"}
+    assert [e.sequence for e in seen] == sorted(e.sequence for e in seen)

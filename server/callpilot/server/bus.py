@@ -24,6 +24,9 @@ from callpilot.v1 import events_pb2
 
 DEFAULT_QUEUE_SIZE = 512
 ALL_CALLS = "*"
+# The event kinds the supervisor's floor reads from `subscribe_all`; across
+# instances (cluster/redis_bus.py) only these travel on the tenant's stream.
+FLOOR_KINDS = frozenset({"call_started", "context", "alert", "call_ended"})
 # Calls whose events ended recently: a subscriber arriving after the end
 # (a watcher re-subscribing after a lag) ends at once instead of waiting on
 # a call that will publish nothing more. Bounded, oldest forgotten first.

@@ -7,6 +7,9 @@ follow. Consistency: the stream subscribes to the bus *before* reading the
 snapshot and then skips live events at or below each call's snapshot
 sequence, so nothing falls between the two. A watcher that lags (its
 bounded queue overflowed, see bus.py) is sent a new snapshot instead.
+With many instances, calls owned by another instance arrive through the
+tenant's floor stream on Redis (cluster/redis_bus.py); when Redis is lost
+the stream ends UNAVAILABLE and the client's reconnect gets a snapshot.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import grpc
 from callpilot.server import metrics
 from callpilot.server.api.status import streaming
 from callpilot.server.auth.principal import current_principal
-from callpilot.server.bus import InProcessBus, Lagged
+from callpilot.server.bus import FLOOR_KINDS, BusUnavailable, InProcessBus, Lagged
+from callpilot.server.errors import Unavailable
 from callpilot.v1 import floor_service_pb2 as pb
 from callpilot.v1 import floor_service_pb2_grpc as pb_grpc
 
@@ -26,9 +30,6 @@ if TYPE_CHECKING:
     from callpilot.server.store import Store
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
-
-# The event kinds the floor forwards; transcripts and suggestions stay on the call's own stream.
-FLOOR_KINDS = frozenset({"call_started", "context", "alert", "call_ended"})
 
 
 class FloorServicer(pb_grpc.FloorServiceServicer):
@@ -75,6 +76,12 @@ class FloorServicer(pb_grpc.FloorServiceServicer):
                 except Lagged:
                     metrics.WATCHER_LAGS.inc()
                     continue
+                except BusUnavailable as exc:
+                    # Calls owned by other instances can no longer be followed live:
+                    # say so; a reconnect starts again from a fresh snapshot.
+                    err = Unavailable(f"{exc}; reconnect to start again from a fresh snapshot")
+                    err.reason = "LIVE_EVENTS_UNAVAILABLE"
+                    raise err from None
             finally:
                 sub.close()
 

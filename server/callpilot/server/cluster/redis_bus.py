@@ -20,6 +20,13 @@ Policies:
   slow remote reader to see `call_ended`, and then Redis holds nothing for it.
 - A reader that loses Redis fails its local subscribers with
   BusUnavailable; their RPCs end UNAVAILABLE and clients resume later.
+- The supervisor's floor (`subscribe_all`) across instances: the owner also
+  adds each durable event of a kind the floor reads (`FLOOR_KINDS`) to the
+  tenant's stream ``cp:<tenant>:floor`` (trimmed to `FLOOR_MAXLEN`); an
+  instance with floor subscribers runs one reader of it, which feeds them
+  the events of calls owned elsewhere. It starts `FLOOR_LOOKBACK_MS` back,
+  so an event stored while the reader was starting is not missed (the
+  floor drops what it has by sequence).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import time
 from typing import Any
 
 from callpilot.server import metrics
-from callpilot.server.bus import DEFAULT_QUEUE_SIZE, InProcessBus, Subscription
+from callpilot.server.bus import DEFAULT_QUEUE_SIZE, FLOOR_KINDS, InProcessBus, Subscription
 from callpilot.server.cluster.hub import RedisHub
 from callpilot.v1 import events_pb2
 from redis.exceptions import RedisError
@@ -44,6 +51,8 @@ OUTBOX_SIZE = 20_000
 WRITE_BATCH = 512
 READ_BLOCK_MS = 1000
 READ_COUNT = 512
+FLOOR_MAXLEN = 10_000
+FLOOR_LOOKBACK_MS = 5_000
 
 
 class RedisBus(InProcessBus):
@@ -55,6 +64,7 @@ class RedisBus(InProcessBus):
         self._tenant = tenant_id
         self._owned: set[str] = set()
         self._readers: dict[str, asyncio.Task[None]] = {}
+        self._floor_reader: asyncio.Task[None] | None = None
         self._out: asyncio.Queue[tuple[str, bytes | None]] = asyncio.Queue(OUTBOX_SIZE)
         self._writer: asyncio.Task[None] | None = None
         self._origin = hub.instance_id.encode()
@@ -64,12 +74,19 @@ class RedisBus(InProcessBus):
     def stream_key(self, call_id: str) -> str:
         return self._hub.key(self._tenant, "call", call_id, "events")
 
+    @property
+    def floor_key(self) -> str:
+        return self._hub.key(self._tenant, "floor")
+
     # ---------------------------------------------------------------- owner side
 
     def publish(self, event: events_pb2.CallEvent) -> None:
         self._owned.add(event.call_id)
         super().publish(event)
-        self._enqueue(self.stream_key(event.call_id), event.SerializeToString())
+        data = event.SerializeToString()
+        self._enqueue(self.stream_key(event.call_id), data)
+        if event.durable and event.WhichOneof("payload") in FLOOR_KINDS:
+            self._enqueue(self.floor_key, data)
 
     def finish(self, call_id: str) -> None:
         super().finish(call_id)
@@ -104,9 +121,8 @@ class RedisBus(InProcessBus):
                         if data is None:
                             pipe.expire(key, ENDED_TTL_S)
                         else:
-                            pipe.xadd(
-                                key, {"e": data, "o": self._origin}, maxlen=STREAM_MAXLEN, approximate=True
-                            )
+                            maxlen = FLOOR_MAXLEN if key == self.floor_key else STREAM_MAXLEN
+                            pipe.xadd(key, {"e": data, "o": self._origin}, maxlen=maxlen, approximate=True)
                     await pipe.execute()
             except asyncio.CancelledError:
                 raise
@@ -154,8 +170,45 @@ class RedisBus(InProcessBus):
             if self._readers.get(call_id) is asyncio.current_task():
                 del self._readers[call_id]
 
+    def subscribe_all(self, queue_size: int | None = None) -> Subscription:
+        sub = super().subscribe_all(queue_size)
+        if self._floor_reader is None or self._floor_reader.done():
+            self._floor_reader = asyncio.create_task(self._read_floor(), name="redis-bus-floor")
+        return sub
+
+    async def _read_floor(self) -> None:
+        """Durable floor events of calls owned by other instances, to this instance's floor subscribers."""
+        redis = self._hub.redis
+        last_id: bytes | str = f"{max(0, int(time.time() * 1000) - FLOOR_LOOKBACK_MS)}-0"
+        try:
+            while self._all:
+                response: Any = await redis.xread(
+                    {self.floor_key: last_id}, block=READ_BLOCK_MS, count=READ_COUNT
+                )
+                for _stream, entries in response or ():
+                    for entry_id, fields in entries:
+                        last_id = entry_id
+                        if fields.get(b"o") == self._origin:
+                            continue  # this instance's own calls reach its floor directly
+                        event = events_pb2.CallEvent.FromString(fields[b"e"])
+                        for sub in list(self._all):
+                            sub._offer(event)
+        except asyncio.CancelledError:
+            raise
+        except (RedisError, OSError) as exc:
+            log.warning("the floor's live events from other instances are unavailable: %s", exc)
+            for sub in list(self._all):
+                self._all.discard(sub)
+                sub._fail(
+                    "live events of other instances' calls are unavailable (the event bus cannot reach Redis)"
+                )
+
     async def aclose(self) -> None:
-        tasks = [*self._readers.values(), *([self._writer] if self._writer else [])]
+        tasks = [
+            *self._readers.values(),
+            *([self._writer] if self._writer else []),
+            *([self._floor_reader] if self._floor_reader else []),
+        ]
         if self._writer is not None and not self._writer.done():
             # Give queued events a moment to leave before stopping the writer.
             with contextlib.suppress(TimeoutError):
