@@ -54,6 +54,59 @@ async def test_owner_takes_back_a_forgotten_lease_and_notices_a_stolen_one(
         await a.aclose()
 
 
+async def test_a_tenants_live_calls_are_limited_across_instances(hubs: tuple[RedisHub, RedisHub]) -> None:
+    a = Leases(hubs[0], on_lost=lambda t, c: None)
+    b = Leases(hubs[1], on_lost=lambda t, c: None)
+    try:
+        assert await a.acquire("acme", "c1", limit=2) is None
+        assert await b.acquire("acme", "c2", limit=2) is None
+        with pytest.raises(lease_mod.TenantAtLimit) as full:
+            await b.acquire("acme", "c3", limit=2)
+        assert (full.value.live, full.value.limit) == (2, 2)
+        assert await a.acquire("acme", "c1", limit=2) is None  # a call it already holds is not counted twice
+        assert await b.acquire("beta", "c3", limit=2) is None  # another tenant has its own count
+        assert await a.acquire("acme", "c9") is None  # no limit asked (recovery): taken and counted
+        assert await a.live_calls("acme") == 3
+        await a.release("acme", "c9")
+        await a.release("acme", "c1")
+        assert await a.live_calls("acme") == 1
+        assert await b.acquire("acme", "c3", limit=2) is None
+        # Racing for the last places from both instances: exactly the limit get in.
+        results = await asyncio.gather(
+            *((a if n % 2 else b).acquire("gamma", f"r{n}", limit=3) for n in range(10)),
+            return_exceptions=True,
+        )
+        assert sum(r is None for r in results) == 3
+        assert all(isinstance(r, lease_mod.TenantAtLimit) for r in results if r is not None)
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_a_dead_instances_calls_leave_the_count_when_their_leases_expire(
+    hubs: tuple[RedisHub, RedisHub], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lease_mod, "LEASE_TTL_MS", 300)
+    dead = Leases(hubs[0], on_lost=lambda t, c: None)
+    alive = Leases(hubs[1], on_lost=lambda t, c: None)
+    try:
+        assert await dead.acquire("acme", "d1", limit=1) is None
+        with pytest.raises(lease_mod.TenantAtLimit):
+            await alive.acquire("acme", "d2", limit=1)
+        assert dead._task is not None
+        dead._task.cancel()  # the instance dies: nothing renews its lease
+        await asyncio.sleep(0.5)
+        assert await alive.acquire("acme", "d2", limit=1) is None
+        # A live instance's renewals keep its calls counted past the lease's first TTL.
+        await asyncio.sleep(0.2)
+        await alive.renew_all()
+        await asyncio.sleep(0.2)
+        with pytest.raises(lease_mod.TenantAtLimit):
+            await dead.acquire("acme", "d3", limit=1)
+    finally:
+        await alive.aclose()
+
+
 async def test_forwarded_requests_return_results_and_errors(hubs: tuple[RedisHub, RedisHub]) -> None:
     seen: list[tuple[str, str, str, bytes]] = []
 

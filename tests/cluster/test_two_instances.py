@@ -48,6 +48,9 @@ def pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pair]:
         "CALLPILOT_STT": "null",
         "CALLPILOT_REDIS_URL": redis.url,
     }
+    marker = request.node.get_closest_marker("server_env")
+    if marker is not None:
+        env.update(marker.args[0])
     name = request.node.name.replace("[", "-").replace("]", "")
     a = ServerProcess(env, ARTIFACTS / f"server-{name}-a.log").start()
     b = ServerProcess(env, ARTIFACTS / f"server-{name}-b.log").start()
@@ -229,3 +232,27 @@ async def test_the_floor_on_b_follows_a_call_streamed_on_a_live(pair: Pair) -> N
     kinds = [e.WhichOneof("payload") for e in seen]
     assert set(kinds) <= {"call_started", "context", "alert", "call_ended"}
     assert [e.sequence for e in seen] == sorted(e.sequence for e in seen)
+
+
+@pytest.mark.server_env({"CALLPILOT_MAX_CALLS_PER_TENANT": "1"})
+async def test_a_tenants_call_limit_holds_across_instances(pair: Pair) -> None:
+    async with AsyncCallpilot(pair.a.address) as on_a, AsyncCallpilot(pair.b.address) as on_b:
+        async with _open(on_a) as call:
+            it = call.__aiter__()
+            started = await _until(it, [], "call_started", lambda e: e.HasField("call_started"))
+            # B has no live call of its own, but the tenant's one place is taken on A.
+            with pytest.raises(CallpilotError) as refused:
+                async with _open(on_b) as second:
+                    await _until(second.__aiter__(), [], "call_started", lambda e: e.HasField("call_started"))
+            assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "across all instances" in refused.value.message
+            stored = [c.call_id for c in (await on_b.list_calls()).calls]
+            assert stored == [started.call_id], "the refused call left no record"
+            await on_a.end_call(started.call_id, "done")
+            await _until(it, [], "call_ended", lambda e: e.HasField("call_ended"))
+        # The place is free again, for any instance.
+        async with _open(on_b) as third:
+            got = await _until(
+                third.__aiter__(), [], "call_started on B", lambda e: e.HasField("call_started")
+            )
+            await on_b.end_call(got.call_id, "done")

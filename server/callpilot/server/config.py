@@ -293,7 +293,8 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(400, description="burst of requests per tenant above the rate")
     max_calls_per_tenant: int = Field(
         0,
-        description="live calls per tenant on this instance",
+        description="live calls per tenant on this instance and, with CALLPILOT_REDIS_URL, across all "
+        "instances together",
         json_schema_extra=_doc(default="`0` (the same as `CALLPILOT_MAX_CALLS`)"),
     )
     tls_cert: str = Field("", description="PEM certificate chain: the gRPC port speaks TLS when set")

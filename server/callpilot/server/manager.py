@@ -37,10 +37,11 @@ import asyncio
 import logging
 import uuid
 
-from callpilot.server.admission import Gate, Slot, admit
+from callpilot.server.admission import RETRY_DELAY_S, Gate, Slot, admit
 from callpilot.server.api.validation import call_not_found
+from callpilot.server.cluster.lease import TenantAtLimit
 from callpilot.server.cluster.link import ClusterLink
-from callpilot.server.errors import FailedPrecondition, Unavailable
+from callpilot.server.errors import FailedPrecondition, ResourceExhausted, Unavailable
 from callpilot.server.session import CallSession, SessionDeps
 from callpilot.v1 import assist_service_pb2, call_pb2, events_pb2
 
@@ -63,9 +64,12 @@ class SessionManager:
         tenant_id: str,
         max_calls: int,
         cluster: ClusterLink | None = None,
+        cluster_max_calls: int = 0,
         server_gate: Gate | None = None,
         reservation_s: float = DEFAULT_RESERVATION_S,
     ) -> None:
+        """`cluster_max_calls` > 0: the tenant's live calls across every instance
+        (many instances only; `max_calls` is this instance's share)."""
         self._deps = deps
         self._tenant_id = tenant_id
         self._max_calls = max_calls
@@ -79,6 +83,7 @@ class SessionManager:
         self._reservation_s = reservation_s
         # Many instances: who owns each call, and forwarding to the owner.
         self._cluster = cluster
+        self._cluster_max_calls = cluster_max_calls
         self._sessions: dict[str, CallSession] = {}
         self._slots: dict[CallSession, Slot] = {}
         # Calls created ahead of their stream: their slot and its expiry.
@@ -212,8 +217,15 @@ class SessionManager:
                 )
         else:
             call = self._new_call(config)
-            await self._deps.store.create_call(call)
+            # Owned (and counted against the tenant's cluster-wide limit) before it is
+            # stored, so a refused call leaves no record behind.
             await self._own(call.call_id)
+            try:
+                await self._deps.store.create_call(call)
+            except BaseException:
+                if self._cluster is not None:
+                    self._cluster.release(call.call_id)
+                raise
         session = CallSession(call, self._deps, on_closed=self._closed)
         if self._cluster is not None:
             cluster, call_id = self._cluster, call.call_id
@@ -225,7 +237,15 @@ class SessionManager:
         """Take the call's ownership lease (many instances); refuse a call another instance streams."""
         if self._cluster is None:
             return
-        holder = await self._cluster.acquire(call_id)
+        try:
+            holder = await self._cluster.acquire(call_id, limit=self._cluster_max_calls)
+        except TenantAtLimit as exc:
+            raise ResourceExhausted(
+                f"tenant {self._tenant_id!r} already has {exc.live} live calls across all instances "
+                f"(CALLPILOT_MAX_CALLS_PER_TENANT={exc.limit}); retry later",
+                metadata={"limit": str(exc.limit), "setting": "CALLPILOT_MAX_CALLS_PER_TENANT"},
+                retry_delay_s=RETRY_DELAY_S,
+            ) from None
         if holder is not None:
             raise FailedPrecondition(
                 f"call {call_id!r} is being streamed through another server instance ({holder}); "

@@ -117,6 +117,7 @@ def tenant_factory(
             tenant_id=tenant_id,
             max_calls=limit,
             cluster=cluster,
+            cluster_max_calls=settings.max_calls_per_tenant,
             server_gate=server_gate,
             reservation_s=settings.join_token_ttl_s,
         )

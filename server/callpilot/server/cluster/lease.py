@@ -15,6 +15,15 @@ may write.
 If Redis forgets a key (restarted without persistence), the owner takes it
 back on its next renewal (SET NX); a survivor only reaps a call whose owner
 key stayed absent across `reaper.REAP_AFTER_S`, longer than a renewal round.
+
+A tenant's live calls across the cluster: every lease is also a member of
+the tenant's sorted set ``cp:<tenant>:live``, scored with its expiry (Redis
+server time, so instances' clocks do not matter) and renewed with it. Taking
+a lease with a `limit` drops expired members, counts the rest and adds the
+call in one script, so two instances cannot both take the last place; a dead
+instance's calls leave the count when their leases expire. (The two keys of
+a script share the tenant prefix but not a hash slot: a single Redis or a
+primary/replica pair, not Redis Cluster.)
 """
 
 from __future__ import annotations
@@ -32,26 +41,72 @@ log = logging.getLogger("callpilot.cluster.lease")
 LEASE_TTL_MS = 10_000
 RENEW_EVERY_S = 3.0
 
-# KEYS[1] = lease key, ARGV[1] = our id, ARGV[2] = ttl ms.
-# 1: renewed; 2: taken back after Redis forgot it; 0: someone else holds it.
-_RENEW = """
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+# KEYS[1] = lease key, KEYS[2] = the tenant's live set; ARGV[1] = our id,
+# ARGV[2] = ttl ms, ARGV[3] = call id, ARGV[4] = the tenant's limit (0: none).
+# {1}: taken; {0, holder}: another instance holds it; {2, count}: the tenant is at its limit.
+_ACQUIRE = (
+    _NOW_MS
+    + """
 local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return {0, holder}
+end
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local limit = tonumber(ARGV[4])
+if limit > 0 and not redis.call('ZSCORE', KEYS[2], ARGV[3]) then
+  local live = redis.call('ZCARD', KEYS[2])
+  if live >= limit then
+    return {2, tostring(live)}
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+redis.call('PEXPIRE', KEYS[2], 3 * ttl)
+return {1, ''}
+"""
+)
+# Same keys and ARGV[1..3]. 1: renewed; 2: taken back after Redis forgot it; 0: someone else holds it.
+_RENEW = (
+    _NOW_MS
+    + """
+local holder = redis.call('GET', KEYS[1])
+local result = 0
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not holder then
+  result = 1
+elseif not holder then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 2
+  result = 2
 end
-return 0
+if result > 0 then
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], 3 * tonumber(ARGV[2]))
+end
+return result
 """
+)
+# Same keys; ARGV[1] = our id, ARGV[2] = call id.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('ZREM', KEYS[2], ARGV[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0
 """
+
+
+class TenantAtLimit(Exception):
+    """The tenant already has `limit` live calls across the cluster."""
+
+    def __init__(self, live: int, limit: int) -> None:
+        super().__init__(f"{live} live calls across the cluster (limit {limit})")
+        self.live = live
+        self.limit = limit
 
 
 class Leases:
@@ -62,29 +117,42 @@ class Leases:
         self._held: dict[tuple[str, str], str] = {}
         self._on_lost = on_lost
         self._task: asyncio.Task[None] | None = None
+        self._acquire: Any = hub.redis.register_script(_ACQUIRE)
         self._renew: Any = hub.redis.register_script(_RENEW)
         self._release: Any = hub.redis.register_script(_RELEASE)
 
     def key(self, tenant_id: str, call_id: str) -> str:
         return self._hub.key(tenant_id, "call", call_id, "owner")
 
-    async def acquire(self, tenant_id: str, call_id: str) -> str | None:
-        """Take the call; None on success, else the id of the instance that holds it."""
+    def live_key(self, tenant_id: str) -> str:
+        return self._hub.key(tenant_id, "live")
+
+    async def acquire(self, tenant_id: str, call_id: str, *, limit: int = 0) -> str | None:
+        """Take the call; None on success, else the id of the instance that holds it.
+
+        With `limit` > 0, raises TenantAtLimit when the tenant already has
+        that many live calls across the cluster (this one not counted).
+        """
         key = self.key(tenant_id, call_id)
-        me = self._hub.instance_id
+        result = await self._acquire(
+            keys=[key, self.live_key(tenant_id)],
+            args=[self._hub.instance_id, LEASE_TTL_MS, call_id, limit],
+        )
+        code, detail = int(result[0]), _text(result[1])
+        if code == 0:
+            return detail
+        if code == 2:
+            raise TenantAtLimit(int(detail), limit)
+        self._held[(tenant_id, call_id)] = key
+        self._start()
+        return None
+
+    async def live_calls(self, tenant_id: str) -> int:
+        """The tenant's live calls across the cluster (leases not yet expired)."""
         redis = self._hub.redis
-        if await redis.set(key, me, nx=True, px=LEASE_TTL_MS):
-            self._held[(tenant_id, call_id)] = key
-            self._start()
-            return None
-        holder = await redis.get(key)
-        if holder is None:  # expired between the two commands: try once more
-            return await self.acquire(tenant_id, call_id)
-        holder_id = holder.decode() if isinstance(holder, bytes) else str(holder)
-        if holder_id == me:
-            self._held[(tenant_id, call_id)] = key
-            return None
-        return holder_id
+        seconds, micros = await redis.time()
+        now_ms = seconds * 1000 + micros // 1000
+        return int(await redis.zcount(self.live_key(tenant_id), f"({now_ms}", "+inf"))
 
     async def owner(self, tenant_id: str, call_id: str) -> str | None:
         value = await self._hub.redis.get(self.key(tenant_id, call_id))
@@ -97,7 +165,7 @@ class Leases:
         if key is None:
             return
         try:
-            await self._release(keys=[key], args=[self._hub.instance_id])
+            await self._release(keys=[key, self.live_key(tenant_id)], args=[self._hub.instance_id, call_id])
         except (RedisError, OSError) as exc:
             log.warning("could not release the lease of call %s (it expires by itself): %s", call_id, exc)
 
@@ -114,8 +182,12 @@ class Leases:
         if not held:
             return
         async with self._hub.redis.pipeline(transaction=False) as pipe:
-            for _ids, key in held:
-                await self._renew(keys=[key], args=[self._hub.instance_id, LEASE_TTL_MS], client=pipe)
+            for (tenant_id, call_id), key in held:
+                await self._renew(
+                    keys=[key, self.live_key(tenant_id)],
+                    args=[self._hub.instance_id, LEASE_TTL_MS, call_id],
+                    client=pipe,
+                )
             results = await pipe.execute()
         for (ids, _key), result in zip(held, results, strict=True):
             if int(result) == 0 and ids in self._held:
@@ -139,3 +211,7 @@ class Leases:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -38,9 +38,13 @@ class ClusterLink:
     def instance_id(self) -> str:
         return self._hub.instance_id
 
-    async def acquire(self, call_id: str) -> str | None:
-        """Own the call; None on success, else the instance that owns it."""
-        return await self._leases.acquire(self.tenant_id, call_id)
+    async def acquire(self, call_id: str, *, limit: int = 0) -> str | None:
+        """Own the call; None on success, else the instance that owns it.
+
+        `limit` > 0: the tenant's live calls across the cluster, raising
+        lease.TenantAtLimit when it is reached.
+        """
+        return await self._leases.acquire(self.tenant_id, call_id, limit=limit)
 
     def release(self, call_id: str) -> None:
         task = asyncio.ensure_future(self._leases.release(self.tenant_id, call_id))
