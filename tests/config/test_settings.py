@@ -57,6 +57,7 @@ def test_provider_variables_keep_their_conventional_names() -> None:
         ({"CALLPILOT_STT": "watson"}, "CALLPILOT_STT must be one of"),
         ({"CALLPILOT_STT": "deepgram"}, "CALLPILOT_STT=deepgram needs DEEPGRAM_API_KEY"),
         ({"CALLPILOT_INTERIM_INTERVAL_MS": "5"}, "CALLPILOT_INTERIM_INTERVAL_MS must be 100..10000"),
+        ({"CALLPILOT_WHISPER_BEAM_SIZE": "0"}, "CALLPILOT_WHISPER_BEAM_SIZE must be 1..10"),
     ],
 )
 def test_server_bad_values_name_the_variable(env: dict[str, str], expected: str) -> None:
@@ -101,3 +102,14 @@ def test_constructors_read_no_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CALLPILOT_STUN_URLS", "stun:x")
     assert Settings().stt == "whisper" and Settings.from_env().stt == "null"
     assert GatewaySettings().stun_urls == () and GatewaySettings.from_env().stun_urls == ("stun:x",)
+
+
+def test_whisper_decoding_settings_reach_the_engine() -> None:
+    from callpilot.server.providers import builders
+
+    default = Settings.from_env({})
+    assert (default.whisper_workers, default.whisper_threads, default.whisper_beam_size) == (2, 1, 5)
+    engine = builders.whisper(
+        Settings.from_env({"CALLPILOT_WHISPER_BEAM_SIZE": "1", "CALLPILOT_WHISPER_WORKERS": "3"})
+    )
+    assert (engine.beam_size, engine.workers, engine.cpu_threads) == (1, 3, 1)  # type: ignore[attr-defined]

@@ -202,6 +202,11 @@ class Settings(BaseSettings):
     whisper_workers: int = Field(
         2, description="concurrent Whisper decodes (at least 1); keep workers x threads <= cores"
     )
+    whisper_beam_size: int = Field(
+        5,
+        description="beam width of a final's decode (1..10); 1 is greedy: faster finals, "
+        "less accurate on hard audio (figures in docs/benchmarks.md)",
+    )
     interim_interval_ms: int = Field(
         700, description="interim hypothesis interval while someone speaks (100..10000)"
     )
@@ -359,6 +364,8 @@ class Settings(BaseSettings):
             )
         if not 100 <= self.interim_interval_ms <= 10_000:
             problems.append("CALLPILOT_INTERIM_INTERVAL_MS must be 100..10000")
+        if not 1 <= self.whisper_beam_size <= 10:
+            problems.append(f"CALLPILOT_WHISPER_BEAM_SIZE must be 1..10, got {self.whisper_beam_size}")
         if self.whisper_threads < 1 or self.whisper_workers < 1:
             problems.append("CALLPILOT_WHISPER_THREADS and CALLPILOT_WHISPER_WORKERS must be at least 1")
         if self.whisper_device not in ("cpu", "cuda"):

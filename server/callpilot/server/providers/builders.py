@@ -38,6 +38,7 @@ def whisper(settings: Settings) -> STTEngine:
         model_dir,
         cpu_threads=settings.whisper_threads,
         workers=settings.whisper_workers,
+        beam_size=settings.whisper_beam_size,
         interim_interval=settings.interim_interval_ms / 1000,
         vad=_vad(settings),
         device=settings.whisper_device,
