@@ -179,8 +179,10 @@ class RedisBus(InProcessBus):
     async def _read_floor(self) -> None:
         """Durable floor events of calls owned by other instances, to this instance's floor subscribers."""
         redis = self._hub.redis
-        last_id: bytes | str = f"{max(0, int(time.time() * 1000) - FLOOR_LOOKBACK_MS)}-0"
         try:
+            # Stream ids are Redis's clock: look back from its time, not this host's.
+            seconds, micros = await redis.time()
+            last_id: bytes | str = f"{max(0, seconds * 1000 + micros // 1000 - FLOOR_LOOKBACK_MS)}-0"
             while self._all:
                 response: Any = await redis.xread(
                     {self.floor_key: last_id}, block=READ_BLOCK_MS, count=READ_COUNT
